@@ -1,0 +1,230 @@
+"""Reading the data set and cutting it into batches (spec section 9).
+
+``.npz`` and ``.npy`` files only, read with ``allow_pickle=False``. Knows the
+model's declared inputs (names, dtypes, dims) but nothing else about ONNX.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import DataError, UsageError
+from .graph import GraphInput
+from .modelfile import file_sha256
+
+LABEL_KEY = "labels"
+
+
+@dataclass
+class Dataset:
+    """Arrays matched to model inputs, optional labels, and how items are fed."""
+
+    path: str
+    sha256: str
+    arrays: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    items: int
+    per_item: bool = False          # the model input has no batch axis: feed one item at a time
+    fixed_batch: int | None = None  # the model input has a fixed batch size
+    dropped_nonfinite: int = 0
+    notes: list[str] = field(default_factory=list)
+    keys: dict[str, str] = field(default_factory=dict)  # model input -> array key
+
+
+def _fmt_shape(dims) -> str:
+    return "(" + ", ".join("N" if d is None or isinstance(d, str) else str(d) for d in dims) + \
+        ("," if len(dims) == 1 else "") + ")"
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    if not path.exists():
+        raise DataError(f"data file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return {"": np.load(path, mmap_mode="r", allow_pickle=False)}
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+    except ValueError as e:
+        if "pickle" in str(e).lower() or "object" in str(e).lower():
+            raise DataError(f"{path} holds object (pickled) arrays, which are refused for safety; "
+                            "save plain numeric arrays") from e
+        raise DataError(f"cannot read {path}: {e}") from e
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"cannot read {path} as {suffix} ({type(e).__name__}: {e}); is the file truncated?") from e
+    raise DataError(f"unsupported data file type {suffix!r} for {path}: use .npz or .npy")
+
+
+def _pick(arrays: dict[str, np.ndarray], inputs: list[GraphInput], input_key: str | None,
+          label_key: str | None) -> dict[str, str]:
+    """Map each model input to an array key."""
+    keys = [k for k in arrays if k != label_key]
+    if "" in arrays:  # .npy
+        if len(inputs) != 1:
+            raise DataError(f"the model has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
+                            "a .npy file holds one array: use an .npz with one array per input name")
+        return {inputs[0].name: ""}
+    if input_key is not None:
+        if len(inputs) != 1:
+            raise UsageError("--input-key works for one-input models only; name the npz arrays after the inputs")
+        if input_key not in arrays:
+            raise DataError(f"--input-key {input_key!r} is not in the data file (arrays: {', '.join(arrays)})")
+        return {inputs[0].name: input_key}
+    found = {i.name: i.name for i in inputs if i.name in arrays}
+    if len(found) == len(inputs):
+        return found
+    if len(inputs) == 1 and len(keys) == 1:
+        return {inputs[0].name: keys[0]}
+    missing = [i.name for i in inputs if i.name not in arrays]
+    raise DataError(f"no array for model input {', '.join(repr(m) for m in missing)} in the data file "
+                    f"(arrays: {', '.join(arrays) or 'none'}); name the array after the input or pass --input-key")
+
+
+def _layout_hint(item: tuple, want: list) -> str:
+    wants = [d if isinstance(d, int) else None for d in want]
+    if len(item) + 1 == len(wants) and all(w in (None, i) for w, i in zip(wants[1:], item)) and wants[0] == 1:
+        return f"; add a channel axis: (N, {', '.join(map(str, item))}) -> (N, 1, {', '.join(map(str, item))})"
+    if len(item) == len(wants) == 3 and all(isinstance(w, int) for w in wants):
+        if tuple(item) == (wants[1], wants[2], wants[0]):
+            return "; the data looks channels-last (NHWC) and the model wants channels-first (NCHW): use --layout nhwc"
+        if tuple(item) == (wants[2], wants[0], wants[1]):
+            return "; the data looks channels-first (NCHW) and the model wants channels-last (NHWC): use --layout nchw"
+    if int(np.prod(item)) == int(np.prod([w for w in wants if w])) and None not in wants:
+        return f"; reshape the items to {tuple(wants)}"
+    return ""
+
+
+def _fits(item: tuple, dims: list) -> bool:
+    return len(item) == len(dims) and all(not isinstance(d, int) or d <= 0 or d == s for d, s in zip(dims, item))
+
+
+def _labels(raw: np.ndarray, items: int, key: str) -> np.ndarray:
+    if raw.ndim == 2 and raw.shape[1] > 1:
+        raw = raw.argmax(axis=1)  # one-hot
+    raw = raw.reshape(-1) if raw.ndim == 2 and raw.shape[1] == 1 else raw
+    if raw.ndim != 1:
+        raise DataError(f"labels {key!r} have shape {raw.shape}; expected (N,) class ids or (N, classes) one-hot")
+    if len(raw) != items:
+        raise DataError(f"labels {key!r} have {len(raw)} entries but the data has {items} items")
+    if raw.dtype.kind == "f":
+        if not np.all(np.isfinite(raw)) or not np.all(raw == np.round(raw)):
+            raise DataError(f"labels {key!r} are not whole class ids")
+    elif raw.dtype.kind not in "iub":
+        raise DataError(f"labels {key!r} have dtype {raw.dtype}; expected integer class ids")
+    return raw.astype(np.int64)
+
+
+def nonfinite_items(a: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Boolean mask of items holding NaN or Inf (chunked, so memory-mapped data stays on disk)."""
+    bad = np.zeros(len(a), dtype=bool)
+    if a.dtype.kind not in "fc":
+        return bad
+    for s in range(0, len(a), chunk):
+        block = np.asarray(a[s:s + chunk])
+        bad[s:s + chunk] = ~np.isfinite(block.reshape(len(block), -1)).all(axis=1)
+    return bad
+
+
+def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: str | None = None,
+              label_key: str | None = None, limit: int | None = None, drop_nonfinite: bool = False) -> Dataset:
+    """Read the data file and match it to the model inputs (spec section 9)."""
+    p = Path(path)
+    arrays = _read_arrays(p)
+    lk = label_key if label_key is not None else (LABEL_KEY if LABEL_KEY in arrays else None)
+    if label_key is not None and label_key not in arrays:
+        raise DataError(f"--label-key {label_key!r} is not in the data file (arrays: {', '.join(arrays)})")
+    mapping = _pick(arrays, inputs, input_key, lk)
+    matched: dict[str, np.ndarray] = {}
+    notes: list[str] = []
+    per_item = None
+    fixed = None
+    items = None
+    for inp in inputs:
+        key = mapping[inp.name]
+        a = arrays[key]
+        label = f"array {key!r}" if key else "the .npy array"
+        if a.dtype.kind not in "biuf":
+            raise DataError(f"{label} has dtype {a.dtype}; numeric data is needed")
+        dims = inp.dims
+        if a.ndim == 0:
+            raise DataError(f"{label} is a scalar; expected one item per row")
+        if dims and a.ndim == len(dims) + 1 and _fits(a.shape[1:], dims):
+            mode = True
+        elif not dims or (a.ndim == len(dims) and _fits(a.shape[1:], dims[1:])):
+            mode = False
+        else:
+            raise DataError(f"{label} has items of shape {tuple(a.shape[1:])} but model input {inp.name!r} "
+                            f"wants {_fmt_shape(dims)}" + _layout_hint(tuple(a.shape[1:]), dims))
+        if per_item is not None and mode != per_item:
+            raise DataError("the data arrays disagree on whether items carry a batch axis")
+        per_item = mode
+        if not mode and dims and isinstance(dims[0], int) and dims[0] > 0:
+            fixed = dims[0]
+        if items is not None and len(a) != items:
+            raise DataError(f"{label} has {len(a)} items but another input's array has {items}")
+        items = len(a)
+        want = inp.np_dtype
+        if a.dtype != want:
+            if a.dtype.kind in "iub" and want.kind == "f":
+                notes.append(f"{label}: {a.dtype} data converted to the model's {want}")
+        matched[inp.name] = a
+    if not inputs:
+        raise DataError("the model has no inputs to feed")
+    items = int(items or 0)
+    if limit is not None:
+        items = min(items, limit)
+        matched = {k: v[:items] for k, v in matched.items()}
+    labels = _labels(np.asarray(arrays[lk])[:items] if limit is not None else np.asarray(arrays[lk]), items, lk) \
+        if lk is not None else None
+    bad = np.zeros(items, dtype=bool)
+    for a in matched.values():
+        bad |= nonfinite_items(a)
+    dropped = 0
+    if bad.any():
+        count = int(bad.sum())
+        where = ", ".join(str(i) for i in np.flatnonzero(bad)[:5]) + (", ..." if count > 5 else "")
+        if not drop_nonfinite:
+            raise DataError(f"the data holds NaN or Inf in {count} of {items} items (items {where}); "
+                            "fix the data or pass --drop-nonfinite to leave those items out")
+        keep = ~bad
+        matched = {k: np.asarray(v)[keep] for k, v in matched.items()}
+        labels = labels[keep] if labels is not None else None
+        dropped = count
+        items -= count
+        notes.append(f"dropped {count} items holding NaN or Inf (items {where})")
+    if items == 0:
+        raise DataError("the data set is empty: no items to analyse")
+    if items == 1:
+        raise DataError("the data set has one item: covariances need at least 2 items")
+    return Dataset(path=str(path), sha256=file_sha256(p), arrays=matched, labels=labels, items=items,
+                   per_item=bool(per_item), fixed_batch=fixed, dropped_nonfinite=dropped, notes=notes,
+                   keys=mapping)
+
+
+def batches(ds: Dataset, inputs: list[GraphInput], batch_size: int) -> Iterator[tuple[dict[str, np.ndarray], int, int]]:
+    """Yield (feeds, valid items, start) in input order, converting dtype and padding fixed batches."""
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    dtypes = {i.name: i.np_dtype for i in inputs}
+    if ds.per_item:
+        for i in range(ds.items):
+            yield {k: np.ascontiguousarray(np.asarray(v[i]), dtype=dtypes[k]) for k, v in ds.arrays.items()}, 1, i
+        return
+    size = ds.fixed_batch or batch_size
+    for start in range(0, ds.items, size):
+        feeds = {}
+        valid = min(size, ds.items - start)
+        for k, v in ds.arrays.items():
+            block = np.ascontiguousarray(np.asarray(v[start:start + size]), dtype=dtypes[k])
+            if ds.fixed_batch and valid < size:
+                pad = np.repeat(block[-1:], size - valid, axis=0)
+                block = np.concatenate([block, pad])
+            feeds[k] = block
+        yield feeds, valid, start

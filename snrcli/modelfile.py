@@ -1,0 +1,84 @@
+"""Reading an ONNX model file as untrusted input.
+
+The user's file is opened read-only and never rewritten. External-data
+``location`` entries must name files inside the model's folder: absolute paths
+and paths that climb out of it are refused before anything is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import onnx
+from onnx import external_data_helper
+
+from .errors import ModelError
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def _external_tensors(model: onnx.ModelProto):
+    for tensor in external_data_helper._get_all_tensors(model):
+        if tensor.HasField("data_location") and tensor.data_location == onnx.TensorProto.EXTERNAL:
+            yield tensor
+
+
+def check_external_paths(model: onnx.ModelProto, base_dir: Path) -> list[str]:
+    """Names of the external-data files, each confined to ``base_dir``; raises ModelError otherwise."""
+    base = base_dir.resolve()
+    files = []
+    for tensor in _external_tensors(model):
+        info = {e.key: e.value for e in tensor.external_data}
+        location = info.get("location", "")
+        if not location:
+            raise ModelError(f"tensor {tensor.name!r} says its data is external but names no location")
+        if os.path.isabs(location) or location.startswith(("/", "\\")) or ":" in location.split("/")[0]:
+            raise ModelError(
+                f"tensor {tensor.name!r} points at external data by an absolute path ({location!r}); "
+                "refused: external data must sit in the model's folder")
+        target = (base / location).resolve()
+        if base != target and base not in target.parents:
+            raise ModelError(
+                f"tensor {tensor.name!r} points at external data outside the model's folder ({location!r}); "
+                "refused: external data must sit in the model's folder")
+        if not target.is_file():
+            raise ModelError(f"external data file {location!r} of tensor {tensor.name!r} is missing "
+                             f"(looked in {base})")
+        files.append(location)
+    return files
+
+
+def load_model(path: str | os.PathLike) -> onnx.ModelProto:
+    """Load an ONNX model, its external data confined to its folder (ModelError on any problem)."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelError(f"model file not found: {p}")
+    if p.is_dir():
+        raise ModelError(f"model path is a folder, not an .onnx file: {p}")
+    if p.stat().st_size == 0:
+        raise ModelError(f"model file is empty (0 bytes): {p}")
+    try:
+        model = onnx.load(str(p), load_external_data=False)
+    except Exception as e:  # protobuf raises DecodeError and others
+        raise ModelError(f"cannot read {p} as an ONNX model ({type(e).__name__}: {str(e)[:120]}); "
+                         "is the file truncated or not ONNX?") from e
+    if not model.HasField("graph") or (len(model.graph.node) == 0 and len(model.graph.input) == 0):
+        raise ModelError(f"{p} holds no ONNX graph (is it another kind of protobuf?)")
+    if check_external_paths(model, p.parent):
+        try:
+            external_data_helper.load_external_data_for_model(model, str(p.parent))
+        except Exception as e:
+            raise ModelError(f"cannot read the external data of {p}: {e}") from e
+    return model

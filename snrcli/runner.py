@@ -1,0 +1,83 @@
+"""Running the model with the tensors the statistics need exposed (spec section 9).
+
+An in-memory copy of the model gets extra graph outputs; the user's file is
+never touched. The session runs at ``ORT_ENABLE_BASIC`` or lower, so quantised
+weight patterns keep their float semantics.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from .errors import ModelError, RuntimeFailure, UsageError
+
+PROTOBUF_LIMIT = 2_000_000_000
+
+
+def augmented(model: onnx.ModelProto, needed: list[str]) -> onnx.ModelProto:
+    """A copy of ``model`` whose graph outputs also include every name in ``needed``."""
+    m = copy.deepcopy(model)
+    have = {o.name for o in m.graph.output} | {i.name for i in m.graph.input}
+    for name in needed:
+        if name not in have:
+            m.graph.output.append(onnx.ValueInfoProto(name=name))
+            have.add(name)
+    return m
+
+
+def available_providers() -> list[str]:
+    return list(ort.get_available_providers())
+
+
+class Runner:
+    """One onnxruntime session over the augmented model; ``run(feeds)`` returns every output by name."""
+
+    def __init__(self, model: onnx.ModelProto, needed: list[str], *, providers: list[str] | None = None,
+                 threads: int | None = None, custom_op_library: str | None = None):
+        aug = augmented(model, needed)
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = int(threads)
+            so.inter_op_num_threads = 1
+        if custom_op_library:
+            so.register_custom_ops_library(custom_op_library)
+        wanted = providers or ["CPUExecutionProvider"]
+        unknown = [p for p in wanted if p not in available_providers()]
+        if unknown:
+            raise UsageError(f"execution provider {', '.join(unknown)} is not available "
+                             f"(available: {', '.join(available_providers())})")
+        self._tmp = None
+        try:
+            if aug.ByteSize() < PROTOBUF_LIMIT:
+                self.session = ort.InferenceSession(aug.SerializeToString(), so, providers=wanted)
+            else:  # > 2 GB: save with external data in a private temporary folder
+                self._tmp = tempfile.TemporaryDirectory(prefix="snr-")
+                path = os.path.join(self._tmp.name, "model.onnx")
+                onnx.save_model(aug, path, save_as_external_data=True, location="weights.bin")
+                self.session = ort.InferenceSession(path, so, providers=wanted)
+        except UsageError:
+            raise
+        except Exception as e:
+            raise ModelError(f"onnxruntime cannot load the model: {_one_line(e)}") from e
+        self.providers = self.session.get_providers()
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            values = self.session.run(None, feeds)
+        except Exception as e:
+            raise RuntimeFailure(f"onnxruntime failed while running the model: {_one_line(e)}") from e
+        return dict(zip(self.output_names, values))
+
+
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(e).split())
+    return text[:limit] + ("..." if len(text) > limit else "")
