@@ -10,7 +10,8 @@ import datetime as _dt
 import os
 import platform
 import sys
-from typing import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
 
 import numpy as np
 import onnx
@@ -19,6 +20,7 @@ import onnxruntime as ort
 from . import __version__
 from .data import batches, load_data
 from .errors import NoLayerError, RuntimeFailure
+from .baselines import max_confidence_sum, weight_baselines
 from .graph import GraphInfo, Layer, discover
 from .metrics import layer_figures, network_figures
 from .modelfile import file_sha256, load_model
@@ -53,14 +55,26 @@ def no_layer_message(info: GraphInfo, model_path: str) -> str:
 
 
 class Analysis:
-    """Streams batches into per-layer accumulators and tracks accuracy; ``merge`` combines shards."""
+    """Streams batches into per-layer accumulators, accuracy and confidence; ``merge`` combines shards.
+
+    Pickles without the graph (``info``): a shard sends back statistics only.
+    """
 
     def __init__(self, info: GraphInfo):
         self.info = info
         self.stats = [LayerStats(L) for L in info.layers]
         self.correct = 0
         self.labelled = 0
-        self.accuracy_problem: str | None = None
+        self.confidence_sum = 0.0
+        self.scored = 0
+        self.score_problem: str | None = None
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "info"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.info = None
 
     def update(self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray], valid: int,
                labels: np.ndarray | None, fixed_batch: int | None) -> None:
@@ -75,17 +89,23 @@ class Analysis:
                 raise
             except (ValueError, IndexError) as e:
                 raise RuntimeFailure(f"layer {L.index} ({L.name}): statistics failed on this batch: {e}") from e
-        if labels is not None and self.accuracy_problem is None and self.info.accuracy_output:
-            out = values[self.info.accuracy_output]
-            if out.ndim == 0 or (out.ndim == 1 and valid > 1):
-                self.accuracy_problem = f"output {self.info.accuracy_output!r} has no class axis"
-                return
-            pred = np.asarray(out).argmax(axis=-1).reshape(-1)
-            if pred.size != valid:
-                self.accuracy_problem = (f"output {self.info.accuracy_output!r} of shape {out.shape} does not give "
-                                         "one class score vector per item")
-                return
-            self.correct += int(np.count_nonzero(pred == labels))
+        if self.info.accuracy_output and self.score_problem is None:
+            self._score(np.asarray(values[self.info.accuracy_output]), valid, labels)
+
+    def _score(self, out: np.ndarray, valid: int, labels: np.ndarray | None) -> None:
+        """Top-1 accuracy and max-softmax confidence from the scored output (one class vector per item)."""
+        name = self.info.accuracy_output
+        if out.ndim == 0 or (out.ndim == 1 and valid > 1) or out.dtype.kind != "f":
+            self.score_problem = f"output {name!r} has no class axis"
+            return
+        scores = out.reshape(-1, out.shape[-1])
+        if len(scores) != valid:
+            self.score_problem = f"output {name!r} of shape {out.shape} does not give one class score vector per item"
+            return
+        self.confidence_sum += max_confidence_sum(scores)
+        self.scored += valid
+        if labels is not None:
+            self.correct += int(np.count_nonzero(scores.argmax(axis=-1) == labels))
             self.labelled += valid
 
     def merge(self, other: "Analysis") -> None:
@@ -93,7 +113,9 @@ class Analysis:
             a.merge(b)
         self.correct += other.correct
         self.labelled += other.labelled
-        self.accuracy_problem = self.accuracy_problem or other.accuracy_problem
+        self.confidence_sum += other.confidence_sum
+        self.scored += other.scored
+        self.score_problem = self.score_problem or other.score_problem
 
 
 def layer_result(L: Layer, st: LayerStats, *, min_level: float, min_activity: float) -> LayerResult:
@@ -109,17 +131,92 @@ def layer_result(L: Layer, st: LayerStats, *, min_level: float, min_activity: fl
                        unit_S_centred=figs.S_centred, unit_G_centred=figs.G_centred, extra=extra)
 
 
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides an analysis besides the model and the data files (recorded in the report)."""
+
+    batch_size: int = DEFAULT_BATCH_SIZE
+    limit: int | None = None
+    min_level: float = DEFAULT_MIN_LEVEL
+    min_activity: float = DEFAULT_MIN_ACTIVITY
+    centre_classifier: bool = True
+    input_key: str | None = None
+    label_key: str | None = None
+    output: str | None = None
+    drop_nonfinite: bool = False
+    scale: tuple[float, ...] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    layout: str | None = None
+    providers: tuple[str, ...] | None = None
+    threads: int | None = None
+
+    def data_kwargs(self) -> dict[str, Any]:
+        return dict(input_key=self.input_key, label_key=self.label_key, limit=self.limit,
+                    drop_nonfinite=self.drop_nonfinite, scale=self.scale, mean=self.mean, std=self.std,
+                    layout=self.layout)
+
+
+def prepare(model_path: str, data_path: str, settings: Settings):
+    """Load and check the model and the data: (model proto, graph info, dataset)."""
+    proto = load_model(model_path)
+    info = discover(proto, output=settings.output, centre_classifier=settings.centre_classifier)
+    if not info.layers:
+        raise NoLayerError(no_layer_message(info, model_path))
+    ds = load_data(data_path, info.inputs, **settings.data_kwargs())
+    return proto, info, ds
+
+
+def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: int,
+              progress: Callable[[int], None] | None = None) -> Analysis:
+    """Stream items [start, stop) through onnxruntime into a fresh ``Analysis``."""
+    runner = Runner(proto, _needed(info), providers=list(settings.providers) if settings.providers else None,
+                    threads=settings.threads)
+    analysis = Analysis(info)
+    analysis.providers = runner.providers
+    labels = ds.labels
+    for feeds, valid, lo in batches(ds, info.inputs, settings.batch_size, start, stop):
+        outputs = runner.run(feeds)
+        analysis.update(feeds, outputs, valid, None if labels is None else labels[lo:lo + valid], ds.fixed_batch)
+        if progress:
+            progress(valid)
+    return analysis
+
+
+def run_shard(model_path: str, data_path: str, settings: Settings, start: int, stop: int) -> Analysis:
+    """One shard in a worker process (``--jobs``) or on a Dask worker: reads the files itself."""
+    proto, info, ds = prepare(model_path, data_path, settings)
+    return run_range(proto, info, ds, settings, start, stop)
+
+
+def shard_ranges(items: int, shards: int, align: int = 1) -> list[tuple[int, int]]:
+    """Split [0, items) into at most ``shards`` contiguous ranges whose starts are multiples of ``align``."""
+    shards = max(1, min(shards, items))
+    blocks = -(-items // align)
+    edges = [min(items, (blocks * k // shards) * align) for k in range(shards + 1)]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+
+
 def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: int = DEFAULT_BATCH_SIZE,
             limit: int | None = None, min_level: float = DEFAULT_MIN_LEVEL,
             min_activity: float = DEFAULT_MIN_ACTIVITY, centre_classifier: bool = True,
             input_key: str | None = None, label_key: str | None = None, output: str | None = None,
-            drop_nonfinite: bool = False, providers: list[str] | None = None, threads: int | None = None,
-            progress: Progress | None = None, warn: Warn | None = None,
+            drop_nonfinite: bool = False, scale=None, mean=None, std=None, layout: str | None = None,
+            providers: list[str] | None = None, threads: int | None = None, jobs: int = 1,
+            scheduler: str | None = None, progress: Progress | None = None, warn: Warn | None = None,
             command: str | None = None) -> Report:
     """Analyse ``model`` on ``data`` and return the ``snr-report/1`` report (spec sections 1-9).
 
-    Raises ``SnrError`` subclasses for problems the user can fix.
+    ``jobs`` > 1 shards the items over worker processes; ``scheduler`` (an address, or
+    ``local:N``) runs the shards on a Dask cluster. Raises ``SnrError`` subclasses for
+    problems the user can fix.
     """
+    settings = Settings(batch_size=batch_size, limit=limit, min_level=min_level, min_activity=min_activity,
+                        centre_classifier=centre_classifier, input_key=input_key, label_key=label_key,
+                        output=output, drop_nonfinite=drop_nonfinite,
+                        scale=tuple(scale) if scale else None, mean=tuple(mean) if mean else None,
+                        std=tuple(std) if std else None, layout=layout,
+                        providers=tuple(providers) if providers else None, threads=threads)
     warnings: list[str] = []
 
     def note(msg: str) -> None:
@@ -127,13 +224,8 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
         if warn:
             warn(msg)
 
-    model_path = str(model)
-    proto = load_model(model_path)
-    info = discover(proto, output=output, centre_classifier=centre_classifier)
-    if not info.layers:
-        raise NoLayerError(no_layer_message(info, model_path))
-    ds = load_data(data, info.inputs, input_key=input_key, label_key=label_key, limit=limit,
-                   drop_nonfinite=drop_nonfinite)
+    model_path, data_path = str(model), str(data)
+    proto, info, ds = prepare(model_path, data_path, settings)
     for n in ds.notes:
         note(n)
     if ds.fixed_batch and ds.fixed_batch != batch_size:
@@ -142,35 +234,31 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
                                     if ds.items % ds.fixed_batch else ""))
     if ds.per_item:
         note("the model input has no batch axis: feeding one item at a time")
-    runner = Runner(proto, _needed(info), providers=providers, threads=threads)
-    analysis = Analysis(info)
-    labels = ds.labels
-    if labels is not None and info.accuracy_output is None:
+    if ds.labels is not None and info.accuracy_output is None:
         note("labels given but the model has no float output to score; accuracy is null")
-        labels = None
-    done = 0
-    for feeds, valid, start in batches(ds, info.inputs, batch_size):
-        outputs = runner.run(feeds)
-        analysis.update(feeds, outputs, valid, None if labels is None else labels[start:start + valid],
-                        ds.fixed_batch)
-        done += valid
+    done = [0]
+
+    def advance(n: int) -> None:
+        done[0] += n
         if progress:
-            progress(done, ds.items)
-    return build_report(info, analysis, model_path=model_path, data_path=str(data), ds=ds,
-                        settings=dict(min_level=min_level, min_activity=min_activity,
-                                      centre_classifier=centre_classifier,
-                                      batch_size=ds.fixed_batch or (1 if ds.per_item else batch_size),
-                                      limit=limit, output=output, input_key=input_key, label_key=label_key,
-                                      drop_nonfinite=drop_nonfinite),
-                        providers=runner.providers, warnings=warnings, note=note, command=command,
-                        labels_given=labels is not None)
+            progress(done[0], ds.items)
+
+    if jobs > 1 or scheduler:
+        from .parallel import run_sharded
+        analysis = run_sharded(info, model_path, data_path, settings, ds.items,
+                               align=ds.fixed_batch or 1, jobs=jobs, scheduler=scheduler, progress=advance)
+    else:
+        analysis = run_range(proto, info, ds, settings, 0, ds.items, progress=advance)
+    return build_report(info, analysis, model_path=model_path, data_path=data_path, ds=ds, settings=settings,
+                        warnings=warnings, note=note, command=command,
+                        execution={"jobs": jobs, "scheduler": scheduler})
 
 
-def build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_path: str, ds, settings: dict,
-                 providers: list[str], warnings: list[str], note: Warn, command: str | None,
-                 labels_given: bool) -> Report:
+def build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_path: str, ds,
+                 settings: Settings, warnings: list[str], note: Warn, command: str | None,
+                 execution: dict[str, Any]) -> Report:
     """Finish the statistics into figures and wrap them in a ``Report``."""
-    layers = [layer_result(L, st, min_level=settings["min_level"], min_activity=settings["min_activity"])
+    layers = [layer_result(L, st, min_level=settings.min_level, min_activity=settings.min_activity)
               for L, st in zip(info.layers, analysis.stats)]
     for r in layers:
         f = r.fields
@@ -179,26 +267,34 @@ def build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_p
                  "on the kept inputs); its figures and the network sums are null")
     network = network_figures([r.fields for r in layers])
     accuracy = None
-    if labels_given:
-        if analysis.accuracy_problem:
-            note(f"accuracy is null: {analysis.accuracy_problem}")
-        elif analysis.labelled:
-            accuracy = analysis.correct / analysis.labelled
+    labelled = ds.labels is not None and info.accuracy_output is not None
+    if analysis.score_problem and (labelled or info.accuracy_output):
+        note(f"accuracy and confidence are null: {analysis.score_problem}")
+    elif labelled and analysis.labelled:
+        accuracy = analysis.correct / analysis.labelled
+    baselines = {"mean_max_softmax": analysis.confidence_sum / analysis.scored
+                 if analysis.scored and not analysis.score_problem else None,
+                 **weight_baselines([L.weight for L in info.layers])}
+    recorded = asdict(settings)
+    recorded.pop("providers")
+    recorded.pop("threads")
+    recorded["batch_size"] = ds.fixed_batch or (1 if ds.per_item else settings.batch_size)
     return Report(
         tool={"name": "snr", "version": __version__},
         model={"path": model_path, "sha256": file_sha256(model_path)},
         data={"path": data_path, "sha256": ds.sha256, "samples": ds.items, "arrays": ds.keys,
               "dropped_nonfinite": ds.dropped_nonfinite},
-        settings=settings,
+        settings=recorded,
         layers=layers,
         skipped=[{"name": s.name, "op": s.op, "reason": s.reason} for s in info.skipped],
         network=network,
         accuracy=accuracy,
         labelled=analysis.labelled if accuracy is not None else None,
         accuracy_output=info.accuracy_output,
+        baselines=baselines,
         warnings=warnings,
         meta={"timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               "command": command, "python": platform.python_version(), "numpy": np.__version__,
-              "onnx": onnx.__version__, "onnxruntime": ort.__version__, "providers": providers,
-              "platform": sys.platform},
+              "onnx": onnx.__version__, "onnxruntime": ort.__version__,
+              "providers": getattr(analysis, "providers", None), "platform": sys.platform, **execution},
     )

@@ -122,6 +122,19 @@ def analysis_options(f: Callable) -> Callable:
         click.option("--output", "output_name", default=None,
                      help="Model output scored for accuracy (default: the first float output)."),
         click.option("--drop-nonfinite", is_flag=True, help="Leave out items holding NaN or Inf instead of stopping."),
+        click.option("--scale", default=None, metavar="X[,X...]",
+                     help="Multiply the data by this (one value, or one per channel; '1/255' allowed) before the model."),
+        click.option("--mean", "mean_", default=None, metavar="X[,X...]",
+                     help="Then subtract this mean (one value or one per channel)."),
+        click.option("--std", default=None, metavar="X[,X...]",
+                     help="Then divide by this std (one value or one per channel)."),
+        click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default=None,
+                     help="The data's layout; items are transposed when the model wants the other one."),
+        click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Shard the data over N worker processes and merge their statistics."),
+        click.option("--scheduler", default=None, metavar="ADDRESS",
+                     help="Run the shards on a Dask cluster (tcp://host:8786), or local:N for a local one "
+                          "(needs snrcli[dask])."),
         click.option("--providers", default=None,
                      help="onnxruntime execution providers, comma-separated (default: CPUExecutionProvider)."),
         click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -132,13 +145,33 @@ def analysis_options(f: Callable) -> Callable:
     return f
 
 
+def _floats(text: str | None, flag: str) -> list[float] | None:
+    """'0.5' or '0.485,0.456,0.406' or '1/255' -> floats (no eval)."""
+    if text is None:
+        return None
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "/" in part:
+                num, den = part.split("/", 1)
+                values.append(float(num) / float(den))
+            else:
+                values.append(float(part))
+        except (ValueError, ZeroDivisionError):
+            raise click.BadParameter(f"{part!r} is not a number", param_hint=flag) from None
+    return values
+
+
 def analysis_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
     """Turn the click values of ``analysis_options`` into ``api.analyze`` keyword arguments."""
     providers = kw.pop("providers")
     return dict(batch_size=kw.pop("batch_size"), limit=kw.pop("limit"), min_level=kw.pop("min_level"),
                 min_activity=kw.pop("min_activity"), centre_classifier=not kw.pop("no_centring"),
                 input_key=kw.pop("input_key"), label_key=kw.pop("label_key"), output=kw.pop("output_name"),
-                drop_nonfinite=kw.pop("drop_nonfinite"),
+                drop_nonfinite=kw.pop("drop_nonfinite"), scale=_floats(kw.pop("scale"), "--scale"),
+                mean=_floats(kw.pop("mean_"), "--mean"), std=_floats(kw.pop("std"), "--std"),
+                layout=kw.pop("layout"), jobs=kw.pop("jobs"), scheduler=kw.pop("scheduler"),
                 providers=[p.strip() for p in providers.split(",") if p.strip()] if providers else None,
                 threads=kw.pop("threads"))
 

@@ -22,6 +22,84 @@ LABEL_KEY = "labels"
 
 
 @dataclass
+class Preprocess:
+    """``x = (x * scale - mean) / std`` per channel, then an optional layout transpose (issue: --scale/--mean/--std/--layout)."""
+
+    scale: list[float] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    layout: str | None = None          # the data's layout: "nchw" or "nhwc"
+    transpose: tuple[int, ...] | None = None  # item axes permutation decided against the model input
+    channel_axis: int | None = None    # item axis (0-based, no batch) that per-channel lists follow
+
+    @property
+    def active(self) -> bool:
+        return bool(self.scale or self.mean or self.std or self.transpose)
+
+    def settings(self) -> dict:
+        return {"scale": self.scale, "mean": self.mean, "std": self.std, "layout": self.layout}
+
+    def _per_channel(self, values: list[float] | None, ndim: int) -> np.ndarray | float:
+        if not values:
+            return 0.0
+        if len(values) == 1:
+            return float(values[0])
+        shape = [1] * ndim
+        shape[1 + self.channel_axis] = len(values)
+        return np.asarray(values, dtype=np.float64).reshape(shape)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Apply to a batch (items on axis 0)."""
+        if not self.active:
+            return x
+        y = np.asarray(x, dtype=np.float64)
+        if self.scale:
+            y = y * self._per_channel(self.scale, y.ndim)
+        if self.mean:
+            y = y - self._per_channel(self.mean, y.ndim)
+        if self.std:
+            y = y / self._per_channel(self.std, y.ndim)
+        if self.transpose:
+            y = y.transpose((0,) + tuple(1 + a for a in self.transpose))
+        return y
+
+
+def plan_preprocess(item: tuple[int, ...], dims: list, *, scale=None, mean=None, std=None,
+                    layout: str | None = None) -> Preprocess:
+    """Check the flags against the data's item shape and decide the transpose that fits the model input."""
+    pre = Preprocess(scale=list(scale) if scale else None, mean=list(mean) if mean else None,
+                     std=list(std) if std else None, layout=layout)
+    if std and any(v == 0 for v in std):
+        raise UsageError("--std must not contain 0")
+    n = len(item)
+    if layout:
+        if n < 2:
+            raise UsageError(f"--layout needs items with a channel axis and spatial axes; items have shape {item}")
+        pre.channel_axis = n - 1 if layout == "nhwc" else 0
+        perm = (n - 1,) + tuple(range(n - 1)) if layout == "nhwc" else tuple(range(1, n)) + (0,)
+        moved = tuple(item[a] for a in perm)
+        want = dims[1:] if dims and len(dims) == n + 1 else dims
+        if not _fits(item, want) and _fits(moved, want):
+            pre.transpose = perm
+    lists = [v for v in (scale, mean, std) if v and len(v) > 1]
+    if lists:
+        size = len(lists[0])
+        if any(len(v) != size for v in lists):
+            raise UsageError("--scale, --mean and --std lists must have the same length (one value per channel)")
+        if pre.channel_axis is None:
+            if n >= 1 and item[0] == size:
+                pre.channel_axis = 0
+            elif n >= 1 and item[-1] == size:
+                pre.channel_axis = n - 1
+            else:
+                raise UsageError(f"{size} per-channel values but no item axis of that size in {item}; "
+                                 "pass --layout to say where the channels are")
+        elif item[pre.channel_axis] != size:
+            raise UsageError(f"{size} per-channel values but the {layout} channel axis has {item[pre.channel_axis]}")
+    return pre
+
+
+@dataclass
 class Dataset:
     """Arrays matched to model inputs, optional labels, and how items are fed."""
 
@@ -35,6 +113,7 @@ class Dataset:
     dropped_nonfinite: int = 0
     notes: list[str] = field(default_factory=list)
     keys: dict[str, str] = field(default_factory=dict)  # model input -> array key
+    preprocess: dict[str, Preprocess] = field(default_factory=dict)
 
 
 def _fmt_shape(dims) -> str:
@@ -133,8 +212,10 @@ def nonfinite_items(a: np.ndarray, chunk: int = 4096) -> np.ndarray:
 
 
 def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: str | None = None,
-              label_key: str | None = None, limit: int | None = None, drop_nonfinite: bool = False) -> Dataset:
-    """Read the data file and match it to the model inputs (spec section 9)."""
+              label_key: str | None = None, limit: int | None = None, drop_nonfinite: bool = False,
+              scale: list[float] | None = None, mean: list[float] | None = None, std: list[float] | None = None,
+              layout: str | None = None) -> Dataset:
+    """Read the data file and match it to the model inputs (spec section 9), planning any preprocessing."""
     p = Path(path)
     arrays = _read_arrays(p)
     lk = label_key if label_key is not None else (LABEL_KEY if LABEL_KEY in arrays else None)
@@ -146,6 +227,10 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
     per_item = None
     fixed = None
     items = None
+    wants_pre = bool(scale or mean or std or layout)
+    if wants_pre and len(inputs) != 1:
+        raise UsageError("--scale, --mean, --std and --layout work for one-input models only")
+    plans: dict[str, Preprocess] = {}
     for inp in inputs:
         key = mapping[inp.name]
         a = arrays[key]
@@ -155,13 +240,19 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
         dims = inp.dims
         if a.ndim == 0:
             raise DataError(f"{label} is a scalar; expected one item per row")
-        if dims and a.ndim == len(dims) + 1 and _fits(a.shape[1:], dims):
+        item = tuple(a.shape[1:])
+        if wants_pre:
+            plan = plan_preprocess(item, dims, scale=scale, mean=mean, std=std, layout=layout)
+            plans[inp.name] = plan
+            if plan.transpose:
+                item = tuple(item[i] for i in plan.transpose)
+        if dims and a.ndim == len(dims) + 1 and _fits(item, dims):
             mode = True
-        elif not dims or (a.ndim == len(dims) and _fits(a.shape[1:], dims[1:])):
+        elif not dims or (a.ndim == len(dims) and _fits(item, dims[1:])):
             mode = False
         else:
-            raise DataError(f"{label} has items of shape {tuple(a.shape[1:])} but model input {inp.name!r} "
-                            f"wants {_fmt_shape(dims)}" + _layout_hint(tuple(a.shape[1:]), dims))
+            raise DataError(f"{label} has items of shape {item} but model input {inp.name!r} "
+                            f"wants {_fmt_shape(dims)}" + _layout_hint(item, dims))
         if per_item is not None and mode != per_item:
             raise DataError("the data arrays disagree on whether items carry a batch axis")
         per_item = mode
@@ -205,26 +296,35 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
         raise DataError("the data set has one item: covariances need at least 2 items")
     return Dataset(path=str(path), sha256=file_sha256(p), arrays=matched, labels=labels, items=items,
                    per_item=bool(per_item), fixed_batch=fixed, dropped_nonfinite=dropped, notes=notes,
-                   keys=mapping)
+                   keys=mapping, preprocess=plans)
 
 
-def batches(ds: Dataset, inputs: list[GraphInput], batch_size: int) -> Iterator[tuple[dict[str, np.ndarray], int, int]]:
-    """Yield (feeds, valid items, start) in input order, converting dtype and padding fixed batches."""
+def batches(ds: Dataset, inputs: list[GraphInput], batch_size: int, start: int = 0,
+            stop: int | None = None) -> Iterator[tuple[dict[str, np.ndarray], int, int]]:
+    """Yield (feeds, valid items, start) over items [start, stop), converting dtype and padding fixed batches."""
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    stop = ds.items if stop is None else min(stop, ds.items)
     dtypes = {i.name: i.np_dtype for i in inputs}
+
+    def block(k: str, lo: int, hi: int) -> np.ndarray:
+        raw = np.asarray(ds.arrays[k][lo:hi])
+        pre = ds.preprocess.get(k)
+        if pre is not None:
+            raw = pre.apply(raw)
+        return np.ascontiguousarray(raw, dtype=dtypes[k])
+
     if ds.per_item:
-        for i in range(ds.items):
-            yield {k: np.ascontiguousarray(np.asarray(v[i]), dtype=dtypes[k]) for k, v in ds.arrays.items()}, 1, i
+        for i in range(start, stop):
+            yield {k: block(k, i, i + 1)[0] for k in ds.arrays}, 1, i
         return
     size = ds.fixed_batch or batch_size
-    for start in range(0, ds.items, size):
+    for lo in range(start, stop, size):
         feeds = {}
-        valid = min(size, ds.items - start)
-        for k, v in ds.arrays.items():
-            block = np.ascontiguousarray(np.asarray(v[start:start + size]), dtype=dtypes[k])
+        valid = min(size, stop - lo)
+        for k in ds.arrays:
+            blk = block(k, lo, lo + valid)
             if ds.fixed_batch and valid < size:
-                pad = np.repeat(block[-1:], size - valid, axis=0)
-                block = np.concatenate([block, pad])
-            feeds[k] = block
-        yield feeds, valid, start
+                blk = np.concatenate([blk, np.repeat(blk[-1:], size - valid, axis=0)])
+            feeds[k] = blk
+        yield feeds, valid, lo

@@ -106,6 +106,13 @@ class LayerStats:
     def samples(self) -> int:
         return self.groups[0].n
 
+    def __getstate__(self):  # a shard sends statistics back, not the layer's weights
+        return {k: v for k, v in self.__dict__.items() if k != "layer"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.layer = None
+
     def update(self, x: np.ndarray, y: np.ndarray | None, gate: np.ndarray | None) -> None:
         """Add one batch: the layer's input ``x``, its output ``y`` and its activity-gate tensor."""
         L = self.layer

@@ -1,0 +1,46 @@
+"""Label-free reference figures computed beside S and G, so the figures can be judged against what is free.
+
+- ``mean_max_softmax``: mean over items of the largest class probability of the scored output
+  (softmax applied to logits; probabilities and log-probabilities recognised and used as such),
+- ``sum_squared_weights``: sum of w^2 over every analysed layer,
+- ``log_spectral_norm_product``: sum over layers of log sigma_max(W), W the (units x inputs-per-unit) matrix.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def probabilities(scores: np.ndarray) -> np.ndarray:
+    """Rows of class scores as probabilities: kept when they already are, exp() of log-probabilities, else softmax."""
+    s = np.asarray(scores, dtype=np.float64)
+    if s.size == 0:
+        return s
+    sums = s.sum(axis=-1)
+    if s.min() >= 0 and s.max() <= 1 and np.allclose(sums, 1.0, atol=1e-3):
+        return s
+    top = s.max(axis=-1, keepdims=True)
+    lse = top[..., 0] + np.log(np.exp(s - top).sum(axis=-1))
+    if s.max() <= 0 and np.allclose(lse, 0.0, atol=1e-3):
+        return np.exp(s)
+    e = np.exp(s - top)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def max_confidence_sum(scores: np.ndarray) -> float:
+    """Sum over rows of max softmax probability (rows = items)."""
+    p = probabilities(scores.reshape(-1, scores.shape[-1]))
+    return float(p.max(axis=-1).sum())
+
+
+def weight_baselines(weights: list[np.ndarray]) -> dict[str, float | None]:
+    """Sum of squared weights and log of the product of spectral norms over the layers."""
+    sq = float(sum(float(np.sum(np.square(w))) for w in weights))
+    logs = []
+    for w in weights:
+        sigma = float(np.linalg.norm(w, ord=2)) if w.size else 0.0
+        logs.append(math.log(sigma) if sigma > 0 else -math.inf)
+    total = float(sum(logs))
+    return {"sum_squared_weights": sq, "log_spectral_norm_product": total if math.isfinite(total) else None}
