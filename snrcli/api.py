@@ -19,7 +19,7 @@ import onnxruntime as ort
 
 from . import __version__
 from .data import batches, load_data
-from .errors import NoLayerError, RuntimeFailure
+from .errors import ModelError, NoLayerError, RuntimeFailure
 from .baselines import max_confidence_sum, weight_baselines
 from .graph import GraphInfo, Layer, discover
 from .metrics import layer_figures, network_figures
@@ -125,7 +125,7 @@ def layer_result(L: Layer, st: LayerStats, *, min_level: float, min_activity: fl
     fields = {"index": L.index, "name": L.name, "op": L.op, "units": L.units, "inputs": L.inputs,
               "inputs_kept": figs.inputs_kept, "samples": fin.samples, "undefined_units": figs.undefined_units,
               "classifier": L.classifier, **figs.means()}
-    extra = {"activity_gate": L.gate, "weight_shape": list(L.weight.shape),
+    extra = {"undefined_reasons": figs.undefined_reasons or {}, "activity_gate": L.gate, "weight_shape": list(L.weight.shape),
              "kernel": list(L.conv.kernel) if L.conv else None, "group": L.group}
     return LayerResult(fields=fields, unit_S=figs.S, unit_G=figs.G, unit_r=figs.r,
                        unit_S_centred=figs.S_centred, unit_G_centred=figs.G_centred, extra=extra)
@@ -150,6 +150,7 @@ class Settings:
     layout: str | None = None
     providers: tuple[str, ...] | None = None
     threads: int | None = None
+    custom_op_library: str | None = None
 
     def data_kwargs(self) -> dict[str, Any]:
         return dict(input_key=self.input_key, label_key=self.label_key, limit=self.limit,
@@ -157,13 +158,32 @@ class Settings:
                     layout=self.layout)
 
 
+KNOWN_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "ai.onnx.preview.training"}
+
+
+def model_problems(proto, settings: Settings) -> list[str]:
+    """Refuse custom-domain ops without --custom-op-library; return onnx.checker complaints as warnings."""
+    custom = sorted({f"{n.domain}:{n.op_type}" for n in proto.graph.node if n.domain not in KNOWN_DOMAINS})
+    if custom and not settings.custom_op_library:
+        raise ModelError(f"the model uses custom-domain ops ({', '.join(custom[:5])}); snr loads no custom op "
+                         "library unless you pass --custom-op-library PATH")
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as e:  # noqa: BLE001 - any checker complaint is reported, onnxruntime decides
+        text = " ".join(str(e).split())[:200]
+        return [f"onnx.checker: {text} (continuing: onnxruntime decides whether the model runs)"]
+    return []
+
+
 def prepare(model_path: str, data_path: str, settings: Settings):
     """Load and check the model and the data: (model proto, graph info, dataset)."""
     proto = load_model(model_path)
+    problems = model_problems(proto, settings)
     info = discover(proto, output=settings.output, centre_classifier=settings.centre_classifier)
     if not info.layers:
         raise NoLayerError(no_layer_message(info, model_path))
     ds = load_data(data_path, info.inputs, **settings.data_kwargs())
+    ds.notes[:0] = problems
     return proto, info, ds
 
 
@@ -171,13 +191,17 @@ def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: 
               progress: Callable[[int], None] | None = None) -> Analysis:
     """Stream items [start, stop) through onnxruntime into a fresh ``Analysis``."""
     runner = Runner(proto, _needed(info), providers=list(settings.providers) if settings.providers else None,
-                    threads=settings.threads)
+                    threads=settings.threads, custom_op_library=settings.custom_op_library)
     analysis = Analysis(info)
     analysis.providers = runner.providers
     labels = ds.labels
     for feeds, valid, lo in batches(ds, info.inputs, settings.batch_size, start, stop):
-        outputs = runner.run(feeds)
-        analysis.update(feeds, outputs, valid, None if labels is None else labels[lo:lo + valid], ds.fixed_batch)
+        try:
+            outputs = runner.run(feeds)
+            analysis.update(feeds, outputs, valid, None if labels is None else labels[lo:lo + valid],
+                            ds.fixed_batch)
+        except RuntimeFailure as e:
+            raise RuntimeFailure(f"items {lo}-{lo + valid - 1}: {e}") from e
         if progress:
             progress(valid)
     return analysis
@@ -202,7 +226,8 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
             min_activity: float = DEFAULT_MIN_ACTIVITY, centre_classifier: bool = True,
             input_key: str | None = None, label_key: str | None = None, output: str | None = None,
             drop_nonfinite: bool = False, scale=None, mean=None, std=None, layout: str | None = None,
-            providers: list[str] | None = None, threads: int | None = None, jobs: int = 1,
+            providers: list[str] | None = None, threads: int | None = None,
+            custom_op_library: str | None = None, jobs: int = 1,
             scheduler: str | None = None, progress: Progress | None = None, warn: Warn | None = None,
             command: str | None = None) -> Report:
     """Analyse ``model`` on ``data`` and return the ``snr-report/1`` report (spec sections 1-9).
@@ -216,7 +241,8 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
                         output=output, drop_nonfinite=drop_nonfinite,
                         scale=tuple(scale) if scale else None, mean=tuple(mean) if mean else None,
                         std=tuple(std) if std else None, layout=layout,
-                        providers=tuple(providers) if providers else None, threads=threads)
+                        providers=tuple(providers) if providers else None, threads=threads,
+                        custom_op_library=custom_op_library)
     warnings: list[str] = []
 
     def note(msg: str) -> None:
@@ -276,8 +302,8 @@ def build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_p
                  if analysis.scored and not analysis.score_problem else None,
                  **weight_baselines([L.weight for L in info.layers])}
     recorded = asdict(settings)
-    recorded.pop("providers")
-    recorded.pop("threads")
+    for machine_only in ("providers", "threads", "custom_op_library"):
+        recorded.pop(machine_only)
     recorded["batch_size"] = ds.fixed_batch or (1 if ds.per_item else settings.batch_size)
     return Report(
         tool={"name": "snr", "version": __version__},

@@ -139,6 +139,8 @@ def analysis_options(f: Callable) -> Callable:
                      help="onnxruntime execution providers, comma-separated (default: CPUExecutionProvider)."),
         click.option("--threads", type=click.IntRange(min=1), default=None,
                      help="onnxruntime intra-op threads (default: onnxruntime's choice)."),
+        click.option("--custom-op-library", type=click.Path(dir_okay=False, exists=True), default=None,
+                     help="Load this onnxruntime custom-op library (never loaded unless named here)."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -173,7 +175,7 @@ def analysis_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
                 mean=_floats(kw.pop("mean_"), "--mean"), std=_floats(kw.pop("std"), "--std"),
                 layout=kw.pop("layout"), jobs=kw.pop("jobs"), scheduler=kw.pop("scheduler"),
                 providers=[p.strip() for p in providers.split(",") if p.strip()] if providers else None,
-                threads=kw.pop("threads"))
+                threads=kw.pop("threads"), custom_op_library=kw.pop("custom_op_library"))
 
 
 def run_analysis(model: str, data: str, settings: dict[str, Any]):

@@ -47,6 +47,28 @@ def unit_figures(w: np.ndarray, cov: np.ndarray, m: np.ndarray, a: np.ndarray,
     return s, g
 
 
+def why_undefined(w: np.ndarray, cov: np.ndarray, m: np.ndarray, a: np.ndarray,
+                  kept: np.ndarray) -> list[str | None]:
+    """Per unit, why its figures are undefined (None when defined); same arguments as ``unit_figures``."""
+    if not kept.any():
+        return ["no kept input"] * w.shape[0]
+    mk, ak = m[kept], a[kept]
+    wt = w[:, kept] * mk
+    with np.errstate(all="ignore"):
+        c = cov[kept, :].T / (mk * ak)
+    out: list[str | None] = []
+    for i in range(w.shape[0]):
+        if not np.all(np.isfinite(c[i])) or not np.all(np.isfinite(wt[i])):
+            out.append("non-finite statistics (overflow)")
+        elif not np.any(wt[i]):
+            out.append("zero weights on the kept inputs")
+        elif not np.any(c[i]):
+            out.append("zero covariance with every kept input")
+        else:
+            out.append(None)
+    return out
+
+
 def centred(w: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Appendix C (eq. 17-18): W'_ij = W_ij - mean_k W_kj, and cov(x_j, y'_i) for y' = W'x."""
     return w - w.mean(axis=0, keepdims=True), cov - cov.mean(axis=1, keepdims=True)
@@ -77,6 +99,7 @@ class LayerFigures:
     kept_channels: np.ndarray
     S_centred: np.ndarray | None = None
     G_centred: np.ndarray | None = None
+    undefined_reasons: dict[str, int] | None = None
 
     @property
     def undefined_units(self) -> int:
@@ -102,14 +125,19 @@ def layer_figures(weight: np.ndarray, group: int, kernel_size: int, st: Finished
     mg = units // group
     cg = len(st.m) // group
     s_all, g_all = np.full(units, np.nan), np.full(units, np.nan)
+    reasons: dict[str, int] = {}
     for k in range(group):
         ch = slice(k * cg, (k + 1) * cg)
         expand = lambda v: np.repeat(v[ch], kernel_size)  # noqa: E731 - per patch element
         w = weight[k * mg:(k + 1) * mg]
         s, g = unit_figures(w, st.cov[k], expand(st.m), expand(st.a), expand(kept_ch))
         s_all[k * mg:(k + 1) * mg], g_all[k * mg:(k + 1) * mg] = s, g
+        if not np.all(np.isfinite(s)):
+            for why in why_undefined(w, st.cov[k], expand(st.m), expand(st.a), expand(kept_ch)):
+                if why:
+                    reasons[why] = reasons.get(why, 0) + 1
     figs = LayerFigures(S=s_all, G=g_all, r=st.r, inputs_kept=int(kept_ch.sum()) * kernel_size,
-                        kept_channels=kept_ch)
+                        kept_channels=kept_ch, undefined_reasons=reasons)
     if classifier:
         wc, cc = centred(weight, st.cov[0])
         e = lambda v: np.repeat(v, kernel_size)  # noqa: E731
