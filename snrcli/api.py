@@ -18,8 +18,8 @@ import onnx
 import onnxruntime as ort
 
 from . import __version__
-from .data import batches, load_data
-from .errors import ModelError, NoLayerError, RuntimeFailure
+from .data import batches, data_keys, load_data
+from .errors import DataError, ModelError, NoLayerError, RuntimeFailure
 from .baselines import max_confidence_sum, weight_baselines
 from .graph import GraphInfo, Layer, discover
 from .metrics import layer_figures, network_figures
@@ -182,6 +182,10 @@ def prepare(model_path: str, data_path: str, settings: Settings):
     info = discover(proto, output=settings.output, centre_classifier=settings.centre_classifier)
     if not info.layers:
         raise NoLayerError(no_layer_message(info, model_path))
+    clash = sorted(set(data_keys(data_path)) & set(info.weight_inputs))
+    if clash:
+        raise DataError(f"the data supplies {', '.join(clash)}, which the model stores as a weight "
+                        "(an initializer also listed as a graph input); rename or drop that array")
     ds = load_data(data_path, info.inputs, **settings.data_kwargs())
     ds.notes[:0] = problems
     return proto, info, ds

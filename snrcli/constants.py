@@ -43,12 +43,11 @@ def constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
 class ConstantFolder:
     """Resolves tensor names to constant numpy arrays, or None when not constant.
 
-    ``supplied`` names graph inputs that the data supplies: those are never
-    constant, even when an initializer of the same name exists (old IR versions).
+    An initializer that is also listed as a graph input (old IR versions) counts as
+    constant; the caller refuses data that would supply it (spec section 1).
     """
 
-    def __init__(self, graph: onnx.GraphProto, supplied: set[str] | None = None):
-        self._supplied = set(supplied or ())
+    def __init__(self, graph: onnx.GraphProto):
         self._init = {t.name: t for t in graph.initializer}
         self._producer: dict[str, onnx.NodeProto] = {}
         for node in graph.node:
@@ -71,8 +70,6 @@ class ConstantFolder:
         return result
 
     def _resolve(self, name: str) -> np.ndarray | None:
-        if name in self._supplied:
-            return None
         if name in self._init:
             return numpy_helper.to_array(self._init[name])
         node = self._producer.get(name)

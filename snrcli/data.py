@@ -141,6 +141,18 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     raise DataError(f"unsupported data file type {suffix!r} for {path}: use .npz or .npy")
 
 
+def data_keys(path: str | os.PathLike) -> list[str]:
+    """Array names in an .npz file without reading the arrays ([] for .npy or unreadable files)."""
+    p = Path(path)
+    if p.suffix.lower() != ".npz" or not p.is_file():
+        return []
+    try:
+        with zipfile.ZipFile(p) as z:
+            return [n[:-4] if n.endswith(".npy") else n for n in z.namelist()]
+    except (OSError, zipfile.BadZipFile):
+        return []
+
+
 def _pick(arrays: dict[str, np.ndarray], inputs: list[GraphInput], input_key: str | None,
           label_key: str | None) -> dict[str, str]:
     """Map each model input to an array key."""

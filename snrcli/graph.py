@@ -377,7 +377,7 @@ def _as_layer(node, folder: ConstantFolder) -> Layer | Skipped | None:
     return Layer(weight=np.ascontiguousarray(b.reshape(b.shape[0], -1)), conv=geom, **common)
 
 
-def discover(model: onnx.ModelProto, *, supplied: set[str] | None = None, output: str | None = None,
+def discover(model: onnx.ModelProto, *, output: str | None = None,
              centre_classifier: bool = True) -> GraphInfo:
     """Find layers, skipped ops, activity gates and the classifier (spec sections 1, 5, 6)."""
     graph = model.graph
@@ -388,13 +388,9 @@ def discover(model: onnx.ModelProto, *, supplied: set[str] | None = None, output
             weight_inputs.append(vi.name)
             continue
         inputs.append(GraphInput(vi.name, vi.type.tensor_type.elem_type, _dims(vi) or []))
-    clash = sorted(set(supplied or ()) & set(weight_inputs))
-    if clash:
-        raise UsageError(f"the data supplies {', '.join(clash)}, which the model stores as a weight "
-                         "(initializer); rename or drop that array")
     shapes, types = infer_shapes(model)
     nodes = topological_order(graph)
-    folder = ConstantFolder(graph, supplied)
+    folder = ConstantFolder(graph)
     opset = _opset(model)
     layers: list[Layer] = []
     skipped: list[Skipped] = []
