@@ -42,23 +42,29 @@ def fmt(v: Any, digits: int = 4) -> str:
 
 def analysis_tables(report: dict[str, Any]) -> list[Any]:
     """The layer table, the network figures and the skipped ops of one report dict."""
-    t = Table(title="SNR figures per layer", title_justify="left")
-    for col, kw in [("#", {"justify": "right"}), ("layer", {}), ("op", {}), ("units", {"justify": "right"}),
-                    ("inputs kept", {"justify": "right"}), ("activity", {"justify": "right"}),
-                    ("S mean", {"justify": "right"}), ("G mean", {"justify": "right"}),
-                    ("S centred", {"justify": "right"}), ("G centred", {"justify": "right"}),
-                    ("undefined", {"justify": "right"})]:
+    layers = report["layers"]
+    any_undefined = any(L["undefined_units"] for L in layers)
+    t = Table(title="SNR figures per layer", title_justify="left",
+              caption="S, G: activity-weighted unit means (eq. 10, 13); S_c, G_c: classifier after softmax "
+                      "centring (eq. 18); kept: inputs kept / inputs", caption_justify="left")
+    right = {"justify": "right"}
+    for col, kw in [("#", right), ("layer", {}), ("op", {}), ("units", right), ("kept", right),
+                    ("activity", right), ("S", right), ("G", right), ("S_c", right), ("G_c", right)]:
         t.add_column(col, **kw)
-    for L in report["layers"]:
-        name = L["name"] + (" (classifier)" if L["classifier"] else "")
-        t.add_row(Text(str(L["index"])), Text(name), Text(L["op"]), Text(str(L["units"])),
-                  Text(f"{L['inputs_kept']}/{L['inputs']}"), Text(fmt(L["activity_mean"], 3)),
-                  Text(fmt(L["S_mean"])), Text(fmt(L["G_mean"])),
-                  Text(fmt(L["S_mean_centred"]) if L["classifier"] else ""),
-                  Text(fmt(L["G_mean_centred"]) if L["classifier"] else ""),
-                  Text(str(L["undefined_units"]) if L["undefined_units"] else ""))
+    if any_undefined:
+        t.add_column("undefined", justify="right")
+    for L in layers:
+        row = [Text(str(L["index"])), Text(L["name"] + (" *" if L["classifier"] else "")), Text(L["op"]),
+               Text(str(L["units"])), Text(f"{L['inputs_kept']}/{L['inputs']}"), Text(fmt(L["activity_mean"], 3)),
+               Text(fmt(L["S_mean"])), Text(fmt(L["G_mean"])),
+               Text(fmt(L["S_mean_centred"]) if L["classifier"] else ""),
+               Text(fmt(L["G_mean_centred"]) if L["classifier"] else "")]
+        if any_undefined:
+            row.append(Text(str(L["undefined_units"]) if L["undefined_units"] else ""))
+        t.add_row(*row)
     n = report["network"]
-    net = Table(title="Network (eq. 14)", title_justify="left")
+    net = Table(title="Network (eq. 14)" + ("; * = classifier" if any(L["classifier"] for L in layers) else ""),
+                title_justify="left")
     for col in ("G_hidden", "G_final", "G_total", "accuracy", "items"):
         net.add_column(col, justify="right")
     acc = report.get("accuracy")
