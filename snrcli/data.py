@@ -121,6 +121,72 @@ def _fmt_shape(dims) -> str:
         ("," if len(dims) == 1 else "") + ")"
 
 
+class NpzMember:
+    """One array of an .npz file, read lazily: memory-mapped when stored uncompressed, else streamed.
+
+    Supports ``len``, ``shape``, ``dtype``, ``ndim`` and slicing along axis 0; reading
+    batches in order never holds more than one batch in memory.
+    """
+
+    def __init__(self, path: Path, member: str):
+        self.path, self.member = path, member
+        with zipfile.ZipFile(path) as z:
+            info = z.getinfo(member)
+            with z.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version[0] == 1 else np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = read(f)
+                header = f.tell()
+        if dtype.hasobject:
+            raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
+        self.shape, self.dtype, self._fortran = tuple(shape), np.dtype(dtype), fortran
+        self._row = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        self._header = header
+        self._mmap = None
+        if info.compress_type == zipfile.ZIP_STORED and not fortran:
+            with open(path, "rb") as raw:
+                raw.seek(info.header_offset)
+                local = raw.read(30)
+                name_len, extra_len = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+            offset = info.header_offset + 30 + name_len + extra_len + header
+            self._mmap = np.memmap(path, dtype=self.dtype, mode="r", offset=offset, shape=self.shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0] if self.shape else 0
+
+    def __array__(self, dtype=None, copy=None):
+        a = self[:]
+        return a if dtype is None else a.astype(dtype)
+
+    def __getitem__(self, key):
+        try:
+            return self._get(key)
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
+            raise DataError(f"cannot read array {self.member[:-4]!r} of {self.path} ({type(e).__name__}: {e}); "
+                            "is the file truncated?") from e
+
+    def _get(self, key):
+        if self._mmap is not None:
+            return np.asarray(self._mmap[key])
+        if self._fortran or not self.shape:
+            with zipfile.ZipFile(self.path) as z, z.open(self.member) as f:
+                return np.load(f, allow_pickle=False)[key]
+        if isinstance(key, (int, np.integer)):
+            return self._get(slice(int(key), int(key) + 1 if key != -1 else None))[0]
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            return np.asarray(self._get(slice(None)))[key]
+        start, stop, _ = key.indices(len(self))
+        stop = max(start, stop)
+        with zipfile.ZipFile(self.path) as z, z.open(self.member) as f:
+            f.seek(self._header + start * self._row)
+            data = f.read((stop - start) * self._row)
+        return np.frombuffer(data, dtype=self.dtype).reshape((stop - start,) + self.shape[1:]).copy()
+
+
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     if not path.exists():
         raise DataError(f"data file not found: {path}")
@@ -129,8 +195,9 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         if suffix == ".npy":
             return {"": np.load(path, mmap_mode="r", allow_pickle=False)}
         if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
+            with zipfile.ZipFile(path) as z:
+                names = [n for n in z.namelist() if n.endswith(".npy")]
+            return {n[:-4]: NpzMember(path, n) for n in names}
     except ValueError as e:
         if "pickle" in str(e).lower() or "object" in str(e).lower():
             raise DataError(f"{path} holds object (pickled) arrays, which are refused for safety; "
