@@ -181,10 +181,32 @@ class NpzMember:
             return np.asarray(self._get(slice(None)))[key]
         start, stop, _ = key.indices(len(self))
         stop = max(start, stop)
-        with zipfile.ZipFile(self.path) as z, z.open(self.member) as f:
-            f.seek(self._header + start * self._row)
-            data = f.read((stop - start) * self._row)
+        f = self._stream_at(self._header + start * self._row)
+        data = f.read((stop - start) * self._row)
+        self._pos = self._header + stop * self._row
+        if len(data) != (stop - start) * self._row:
+            raise EOFError("fewer bytes than the array header promises")
         return np.frombuffer(data, dtype=self.dtype).reshape((stop - start,) + self.shape[1:]).copy()
+
+    def _stream_at(self, offset: int):
+        """An open decompressing stream positioned at ``offset``; reused while reads move forward."""
+        stream = getattr(self, "_stream", None)
+        if stream is None or offset < self._pos:
+            self.close()
+            self._zip = zipfile.ZipFile(self.path)
+            stream = self._stream = self._zip.open(self.member)
+            self._pos = 0
+        if offset > self._pos:
+            stream.seek(offset)  # forward: decompresses only the gap
+        self._pos = offset
+        return stream
+
+    def close(self) -> None:
+        for name in ("_stream", "_zip"):
+            obj = getattr(self, name, None)
+            if obj is not None:
+                obj.close()
+            setattr(self, name, None)
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
