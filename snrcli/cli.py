@@ -268,10 +268,9 @@ def inspect(model: str, as_json: bool, output_name: str | None, no_centring: boo
 
 
 def _register() -> None:
-    try:
-        from .cli_compare import check, compare
-    except ImportError:  # pragma: no cover - during development only
-        return
+    """Commands that live in their own modules (they import this one for the shared options)."""
+    from .cli_compare import check, compare
+
     main.add_command(compare)
     main.add_command(check)
 

@@ -1,0 +1,278 @@
+"""The ``snr compare`` and ``snr check`` click commands (logic in ``compare.py`` and ``check.py``).
+
+``snrcli.cli`` registers both on the main group. Errors are raised as ``SnrError``
+subclasses; the main group turns them into one stderr line and the exit code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path as FsPath
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from .cli import CONTEXT, _state, analysis_kwargs, analysis_options, common_flags, run_analysis
+from .errors import UsageError
+
+
+# --------------------------------------------------------------------------- rendering (rich)
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _delta_text(d: Any, digits: int = 4):
+    from rich.text import Text
+
+    if d is None:
+        return Text("-")
+    if d == 0:
+        return Text("0")
+    s = f"{d:+.{digits}f}" if isinstance(d, float) else f"{d:+d}"
+    return Text(s, style="green" if d > 0 else "red")
+
+
+def _column_title(fig: str) -> str:
+    from .compare import SHORT_NAMES
+    return SHORT_NAMES.get(fig, fig)
+
+
+def pair_tables(cmp) -> list[Any]:
+    """The per-layer table and the network table of a two-run comparison."""
+    from rich.table import Table
+    from rich.text import Text
+
+    a, b = cmp.runs
+    t = Table(title=f"Layers: A = {a.label}, B = {b.label}", title_justify="left",
+              caption="matched by layer index; B-A: green up, red down; - : null or absent",
+              caption_justify="left")
+    t.add_column("#", justify="right")
+    t.add_column("layer", overflow="fold")
+    t.add_column("op", overflow="fold")
+    for f in cmp.figures:
+        name = _column_title(f)
+        t.add_column(f"{name} A", justify="right")
+        t.add_column(f"{name} B", justify="right")
+        t.add_column(f"{name} B-A", justify="right")
+    for row in cmp.layers:
+        names = [n for n in (row["name_a"], row["name_b"]) if n is not None]
+        if row["name_a"] is None:
+            name = f"{row['name_b']} (B only)"
+        elif row["name_b"] is None:
+            name = f"{row['name_a']} (A only)"
+        else:
+            name = " | ".join(dict.fromkeys(str(n) for n in names))
+        op = " | ".join(dict.fromkeys(str(o) for o in (row["op_a"], row["op_b"]) if o is not None))
+        cells: list[Any] = [Text(str(row["index"])), Text(name), Text(op)]
+        for f in cmp.figures:
+            tr = row["figures"][f]
+            digits = 3 if f == "activity_mean" else 4
+            cells += [Text(_fmt(tr["a"], digits)), Text(_fmt(tr["b"], digits)), _delta_text(tr["delta"], digits)]
+        t.add_row(*cells)
+
+    net = Table(title="Network (eq. 14)", title_justify="left")
+    for col, just in (("figure", "left"), ("A", "right"), ("B", "right"), ("B-A", "right")):
+        net.add_column(col, justify=just)
+    for k, tr in cmp.network.items():
+        net.add_row(Text(k), Text(_fmt(tr["a"])), Text(_fmt(tr["b"])), _delta_text(tr["delta"]))
+    acc = cmp.accuracy
+    if acc["a"] is not None or acc["b"] is not None:
+        net.add_row(Text("accuracy"), Text(_fmt(acc["a"])), Text(_fmt(acc["b"])), _delta_text(acc["delta"]))
+    for k, tr in (cmp.baselines or {}).items():
+        net.add_row(Text(k), Text(_fmt(tr["a"])), Text(_fmt(tr["b"])), _delta_text(tr["delta"]))
+    return [t, net]
+
+
+def ranking_table(cmp) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    from .compare import NETWORK_KEYS
+
+    order = "lowest first" if cmp.ascending else "highest first"
+    t = Table(title=f"Runs ranked by {cmp.rank_by} ({order}; null last)", title_justify="left")
+    t.add_column("rank", justify="right")
+    t.add_column("run", overflow="fold")
+    extra = cmp.rank_by not in {f"network.{k}" for k in NETWORK_KEYS} and cmp.rank_by != "accuracy"
+    if extra:
+        t.add_column(cmp.rank_by, justify="right")
+    for k in NETWORK_KEYS:
+        t.add_column(k, justify="right")
+    t.add_column("accuracy", justify="right")
+    for row in cmp.ranking:
+        cells = [Text(_fmt(row["rank"])), Text(row["label"])]
+        if extra:
+            cells.append(Text(_fmt(row["value"])))
+        cells += [Text(_fmt(row["network"][k])) for k in NETWORK_KEYS]
+        cells.append(Text(_fmt(row["accuracy"])))
+        t.add_row(*cells)
+    return t
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def _is_model(spec: str) -> bool:
+    return spec.lower().endswith(".onnx")
+
+
+def _explicit(ctx: click.Context, name: str) -> bool:
+    src = ctx.get_parameter_source(name)
+    return src is not None and src not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
+def _write_text(path: str, text: str, flag: str) -> None:
+    try:
+        FsPath(path).write_text(text, encoding="utf-8", newline="")
+    except OSError as e:
+        raise UsageError(f"{flag} {path}: cannot write it: {e.strerror or e}") from None
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("runs", nargs=-1, required=True, metavar="RUN_A RUN_B [RUN_C ...]")
+@click.option("--data", "data", default=None, type=click.Path(dir_okay=False),
+              help="Data file for RUNs given as .onnx models, analysed on the fly with the settings below.")
+@click.option("--figures", "figures_text", default="S,G,activity", show_default=True, metavar="F[,F...]",
+              help="Layer figures to compare: S, G, S_u, G_u, activity, S_c, G_c or full keys (S_mean, ...).")
+@click.option("--rank-by", default="G_total", show_default=True, metavar="PATH",
+              help="Rank runs by G_total, G_hidden, G_final or any report path (accuracy, layers[0].G_mean).")
+@click.option("--ascending", is_flag=True, help="Rank the lowest value first.")
+@click.option("--allow-different-settings", is_flag=True,
+              help="Compare runs whose min_level, min_activity, centring or data differ (warns).")
+@click.option("--json", "as_json", is_flag=True, help="Print the snr-compare/1 JSON on stdout instead of tables.")
+@click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the per-layer table (two runs) or the ranking (three or more) as CSV.")
+@analysis_options
+@common_flags
+def compare(runs: tuple[str, ...], data: str | None, figures_text: str, rank_by: str, ascending: bool,
+            allow_different_settings: bool, as_json: bool, csv_path: str | None, **kw: Any) -> None:
+    """Compare runs: two layer by layer with deltas (B-A), three or more ranked.
+
+    A RUN is a report JSON file, a run folder written by `snr analyze --out`, `-` (a
+    report on stdin), or with --data an .onnx model analysed on the fly.
+
+    \b
+    Examples:
+      snr compare runs/a runs/b
+      snr compare a.onnx b.onnx --data test.npz --figures S,G,G_c
+      snr compare runs/* --rank-by accuracy --json
+    """
+    from .compare import Run, compare_runs, parse_figures, rank_path, unique_labels
+    from .reports_io import STDIN, read_report
+
+    ctx = click.get_current_context()
+    state = _state()
+    if len(runs) < 2:
+        raise UsageError(f"compare needs at least two runs (got {len(runs)}): RUN_A RUN_B [RUN_C ...]")
+    if sum(1 for r in runs if r == STDIN) > 1:
+        raise UsageError("'-' (stdin) may be given only once")
+    figures = parse_figures(figures_text)
+    path = rank_path(rank_by)
+    models = [r for r in runs if r != STDIN and _is_model(r)]
+    if models and not data:
+        raise UsageError(f"{models[0]} is a model: pass --data FILE to analyse it on the fly, "
+                         "or give its report (snr analyze --out DIR)")
+    if data and not models:
+        raise UsageError("--data is only used to analyse .onnx runs, and no RUN is an .onnx model")
+    if not models:
+        # kw holds exactly the analysis options: they only matter for models analysed here
+        given = [p for p in ctx.command.params if p.name in kw and _explicit(ctx, p.name)]
+        if given:
+            opt = given[0].opts[0]
+            raise UsageError(f"{opt} only applies to .onnx runs analysed with --data; reports keep "
+                             "the settings they were made with")
+    settings = analysis_kwargs(kw)
+
+    loaded: list[Run | None] = []
+    for spec in runs:   # read every report before the (slow) analyses, so a typo fails fast
+        if spec != STDIN and _is_model(spec):
+            loaded.append(None)
+            continue
+        r = read_report(spec)
+        loaded.append(Run(r.report, r.label, spec, r.kind, r.path, r.sha256))
+    for i, spec in enumerate(runs):
+        if loaded[i] is None:
+            report = run_analysis(spec, data, dict(settings)).to_dict()
+            loaded[i] = Run(report, spec, spec, "model", None, None)
+    run_list = [r for r in loaded if r is not None]
+    unique_labels(run_list)
+
+    cmp = compare_runs(run_list, figures=figures, rank_by=path, ascending=ascending,
+                       allow_different_settings=allow_different_settings, warn=state.warn)
+    if csv_path:
+        _write_text(csv_path, cmp.to_csv(), "--csv")
+    if as_json:
+        click.echo(json.dumps(cmp.to_dict(), indent=2))
+    else:
+        tables = pair_tables(cmp) if cmp.pair else [ranking_table(cmp)]
+        for t in tables:
+            state.out.print(t)
+    if csv_path and not state.quiet:
+        click.echo(f"wrote {csv_path}", err=True)
+
+
+# --------------------------------------------------------------------------- check
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("report")
+@click.option("--require", "requires", multiple=True, metavar="'PATH OP NUMBER'",
+              help="A condition, e.g. 'network.G_total >= 2.5' (OP: >= > <= < == !=). Repeatable.")
+@click.option("--baseline", default=None, metavar="BASE",
+              help="Report (file, run folder or -) that --max-drop measures drops from.")
+@click.option("--max-drop", "max_drops", multiple=True, metavar="PATH=AMOUNT",
+              help="Fail when BASE - REPORT exceeds AMOUNT (0.1) or AMOUNT% of |BASE| (5%). Repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the snr-check/1 outcome as JSON instead of lines.")
+@common_flags
+def check(report: str, requires: tuple[str, ...], baseline: str | None, max_drops: tuple[str, ...],
+          as_json: bool) -> None:
+    """Check conditions on REPORT (a report file, a run folder or - for stdin); exit 1 if any fails.
+
+    PATH is a dotted path into the report: network.G_total, accuracy, layers[0].S_mean
+    ([i] is the 0-based position in the layers list; layers[-1] is the last layer).
+
+    \b
+    Examples:
+      snr check run --require 'network.G_total >= 2.5' --require 'accuracy > 0.9'
+      snr check run --baseline base.json --max-drop network.G_total=5%
+      snr analyze m.onnx --data d.npz --json | snr check - --require 'network.G_total > 0'
+    """
+    from .check import parse_max_drop, parse_requirement, run_checks
+    from .compare import Run, check_settings
+    from .reports_io import STDIN, read_report
+
+    state = _state()
+    if not requires and not max_drops:
+        raise UsageError("nothing to check: give at least one --require 'PATH OP NUMBER' "
+                         "or --baseline BASE with --max-drop PATH=AMOUNT")
+    if max_drops and baseline is None:
+        raise UsageError("--max-drop needs --baseline BASE (the report the drop is measured from)")
+    if baseline is not None and not max_drops:
+        raise UsageError("--baseline is only used by --max-drop PATH=AMOUNT; give at least one")
+    if baseline == STDIN and report == STDIN:
+        raise UsageError("'-' (stdin) may be given only once: REPORT and --baseline cannot both be -")
+    reqs = [parse_requirement(e) for e in requires]
+    drops = [parse_max_drop(e) for e in max_drops]
+    current = read_report(report)
+    base = read_report(baseline) if baseline is not None else None
+    if base is not None:
+        runs = [Run(base.report, f"the baseline {base.label}", baseline, base.kind),
+                Run(current.report, current.label, report, current.kind)]
+        check_settings(runs, allow=True, warn=state.warn, note="drops may reflect that rather than the model")
+    result = run_checks(current.report, current.label, reqs, baseline=None if base is None else base.report,
+                        baseline_label=None if base is None else base.label, max_drops=drops)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        for line in result.lines():
+            click.echo(line)
+    click.get_current_context().exit(result.exit_code)

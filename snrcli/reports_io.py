@@ -1,0 +1,164 @@
+"""Reading ``snr-report/1`` reports: a JSON file, a run folder (``snr analyze --out``) or ``-`` (stdin).
+
+Every problem is a ``ReportError`` (exit 2) with a one-line message. No click, no rich.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
+
+from .errors import ReportError
+
+REPORT_SCHEMA = "snr-report/1"
+STDIN = "-"
+STDIN_LABEL = "<stdin>"
+RUN_FOLDER_FILE = "report.json"
+
+# schemas this package writes that are not reports: a hint when one is passed by mistake
+_OTHER_SCHEMAS = {"snr-compare/1": "snr compare --json", "snr-check/1": "snr check --json",
+                  "snr-correlate/1": "snr correlate --json"}
+
+
+@dataclass
+class LoadedReport:
+    """A report and where it came from."""
+
+    report: dict[str, Any]
+    label: str            # shown to the user: the path as given, or <stdin>
+    source: str           # the spec as given ("runs/a", "a.json", "-")
+    kind: str             # "file", "run-folder" or "stdin"
+    path: str | None      # the file actually read (None for stdin)
+    sha256: str           # of the bytes read
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NonFinite(name)
+
+
+def parse_report(raw: bytes, label: str) -> dict[str, Any]:
+    """Decode and validate the bytes of a report; ``ReportError`` naming ``label`` otherwise."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ReportError(f"{label} is not UTF-8 text (byte {e.start}); expected an {REPORT_SCHEMA} JSON report") \
+            from None
+    if not text.strip():
+        raise ReportError(f"{label} is empty; expected an {REPORT_SCHEMA} JSON report")
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise ReportError(f"{label}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except _NonFinite as e:
+        raise ReportError(f"{label} holds {e} (not valid JSON; snr writes undefined figures as null)") from None
+    except RecursionError:
+        raise ReportError(f"{label}: JSON nested too deeply to be a report") from None
+    if not isinstance(data, dict):
+        found = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
+        raise ReportError(f"{label} holds {found}, not a JSON object; expected an {REPORT_SCHEMA} report")
+    if "schema" not in data:
+        raise ReportError(f"{label} has no 'schema' key; this snr reads {REPORT_SCHEMA} reports "
+                          "(from snr analyze --json or --out)")
+    schema = data["schema"]
+    if schema != REPORT_SCHEMA:
+        hint = f" (that is the output of {_OTHER_SCHEMAS[schema]})" if schema in _OTHER_SCHEMAS else ""
+        raise ReportError(f"{label} has schema {json.dumps(schema)}{hint}; this snr supports {REPORT_SCHEMA}")
+    layers = data.get("layers")
+    if not isinstance(layers, list):
+        raise ReportError(f"{label}: 'layers' is {'missing' if layers is None else 'not a list'}; "
+                          f"not a valid {REPORT_SCHEMA} report")
+    for i, L in enumerate(layers):
+        if not isinstance(L, dict):
+            raise ReportError(f"{label}: layers[{i}] is not an object; not a valid {REPORT_SCHEMA} report")
+    return data
+
+
+def _read_stdin(stream: TextIO | BinaryIO | None) -> bytes:
+    stream = sys.stdin if stream is None else stream
+    if stream is None:
+        raise ReportError("'-' names stdin, but there is no stdin")
+    try:
+        if stream.isatty():
+            raise ReportError("'-' reads a report from stdin, but stdin is a terminal; pipe one in, e.g. "
+                              "snr analyze m.onnx --data d.npz --json | snr check - ...")
+    except (AttributeError, ValueError):
+        pass
+    buf = getattr(stream, "buffer", None)
+    try:
+        if buf is not None:
+            return buf.read()
+        data = stream.read()
+    except OSError as e:
+        raise ReportError(f"cannot read stdin: {e.strerror or e}") from None
+    return data.encode("utf-8") if isinstance(data, str) else data
+
+
+def _file_for(spec: str) -> tuple[Path, str]:
+    """The report file a spec names, and its kind ('file' or 'run-folder')."""
+    p = Path(spec)
+    if p.is_dir():
+        f = p / RUN_FOLDER_FILE
+        if not f.is_file():
+            raise ReportError(f"{spec} is a folder without {RUN_FOLDER_FILE} "
+                              "(not a run folder written by snr analyze --out)")
+        return f, "run-folder"
+    if not p.exists():
+        raise ReportError(f"{spec}: no such file or folder")
+    if not p.is_file():
+        raise ReportError(f"{spec} is not a regular file")
+    return p, "file"
+
+
+def read_report(spec: str | os.PathLike, *, stdin: TextIO | BinaryIO | None = None) -> LoadedReport:
+    """Read a report file, a run folder (its report.json) or ``-`` (``stdin``, default ``sys.stdin``; read once)."""
+    spec = os.fspath(spec)
+    if spec == STDIN:
+        raw = _read_stdin(stdin)
+        return LoadedReport(parse_report(raw, STDIN_LABEL), STDIN_LABEL, spec, "stdin", None,
+                            hashlib.sha256(raw).hexdigest())
+    f, kind = _file_for(spec)
+    try:
+        raw = f.read_bytes()
+    except OSError as e:
+        raise ReportError(f"{f}: cannot read it: {e.strerror or e}") from None
+    label = (spec.rstrip("/\\") or spec) if kind == "run-folder" else spec
+    return LoadedReport(parse_report(raw, label if kind == "file" else str(f)), label, spec, kind, str(f),
+                        hashlib.sha256(raw).hexdigest())
+
+
+def load_report(spec: str | os.PathLike, *, stdin: TextIO | BinaryIO | None = None) -> tuple[dict[str, Any], str]:
+    """``(report dict, display label)`` for a report file, a run folder or ``-`` (stdin)."""
+    r = read_report(spec, stdin=stdin)
+    return r.report, r.label
+
+
+def report_sha256(source: str | os.PathLike | bytes) -> str:
+    """sha256 (hex) of report bytes, or of the report file that a path or run folder names.
+
+    stdin cannot be read twice: use ``read_report('-').sha256`` for it.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return hashlib.sha256(bytes(source)).hexdigest()
+    spec = os.fspath(source)
+    if spec == STDIN:
+        raise ReportError("the sha256 of stdin is known only when it is read: use read_report('-').sha256")
+    f, _ = _file_for(spec)
+    h = hashlib.sha256()
+    try:
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as e:
+        raise ReportError(f"{f}: cannot read it: {e.strerror or e}") from None
+    return h.hexdigest()
