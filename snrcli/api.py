@@ -54,6 +54,14 @@ def no_layer_message(info: GraphInfo, model_path: str) -> str:
     return f"no supported layer in {model_path} (Gemm, MatMul with a constant weight, Conv); found: {found}"
 
 
+def drop_padding(v: np.ndarray, fixed_batch: int, valid: int) -> np.ndarray:
+    """Rows of the ``valid`` real items of a padded fixed batch: the leading axis is the batch, or the
+    batch flattened with later axes (batch-major), as Reshape/Flatten leave it."""
+    if v.ndim == 0 or v.shape[0] % fixed_batch:
+        return v
+    return v[: valid * (v.shape[0] // fixed_batch)]
+
+
 class Analysis:
     """Streams batches into per-layer accumulators, accuracy and confidence; ``merge`` combines shards.
 
@@ -80,7 +88,7 @@ class Analysis:
                labels: np.ndarray | None, fixed_batch: int | None) -> None:
         values = {**outputs, **feeds}
         if fixed_batch and valid < fixed_batch:
-            values = {k: (v[:valid] if v.ndim and v.shape[0] == fixed_batch else v) for k, v in values.items()}
+            values = {k: drop_padding(v, fixed_batch, valid) for k, v in values.items()}
         for L, st in zip(self.info.layers, self.stats):
             try:
                 st.update(values[L.input], values[L.output] if L.output_is_weighted_sum else None,
@@ -161,25 +169,32 @@ class Settings:
 KNOWN_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "ai.onnx.preview.training"}
 
 
-def model_problems(proto, settings: Settings) -> list[str]:
-    """Refuse custom-domain ops without --custom-op-library; return onnx.checker complaints as warnings."""
+def model_problems(proto, settings: Settings, model_path: str) -> list[str]:
+    """Refuse custom-domain ops without --custom-op-library; return onnx.checker and shape-inference
+    complaints as warnings (onnxruntime decides whether the model runs)."""
     custom = sorted({f"{n.domain}:{n.op_type}" for n in proto.graph.node if n.domain not in KNOWN_DOMAINS})
     if custom and not settings.custom_op_library:
         raise ModelError(f"the model uses custom-domain ops ({', '.join(custom[:5])}); snr loads no custom op "
                          "library unless you pass --custom-op-library PATH")
     try:
-        onnx.checker.check_model(proto)
+        onnx.checker.check_model(model_path, full_check=True)  # the path: works past 2 GB too
     except Exception as e:  # noqa: BLE001 - any checker complaint is reported, onnxruntime decides
         text = " ".join(str(e).split())[:200]
-        return [f"onnx.checker: {text} (continuing: onnxruntime decides whether the model runs)"]
+        return [f"onnx.checker (with shape inference): {text} (continuing: onnxruntime decides whether "
+                "the model runs)"]
     return []
 
 
 def prepare(model_path: str, data_path: str, settings: Settings):
     """Load and check the model and the data: (model proto, graph info, dataset)."""
     proto = load_model(model_path)
-    problems = model_problems(proto, settings)
-    info = discover(proto, output=settings.output, centre_classifier=settings.centre_classifier)
+    problems = model_problems(proto, settings, model_path)
+    try:
+        info = discover(proto, output=settings.output, centre_classifier=settings.centre_classifier)
+    except (IndexError, KeyError, ValueError, TypeError, UnicodeError, AttributeError) as e:
+        if not problems:
+            raise  # a valid model that snr cannot read is snr's bug: exit 4
+        raise ModelError(f"cannot interpret the model graph ({type(e).__name__}: {e}); {problems[0]}") from e
     if not info.layers:
         raise NoLayerError(no_layer_message(info, model_path))
     clash = sorted(set(data_keys(data_path)) & set(info.weight_inputs))
@@ -199,6 +214,12 @@ def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: 
     analysis = Analysis(info)
     analysis.providers = runner.providers
     labels = ds.labels
+    with np.errstate(all="ignore"):  # overflow becomes null figures with a reason, not warnings
+        _stream(runner, analysis, ds, info, settings, start, stop, labels, progress)
+    return analysis
+
+
+def _stream(runner, analysis, ds, info, settings, start, stop, labels, progress) -> None:
     for feeds, valid, lo in batches(ds, info.inputs, settings.batch_size, start, stop):
         try:
             outputs = runner.run(feeds)
@@ -208,7 +229,6 @@ def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: 
             raise RuntimeFailure(f"items {lo}-{lo + valid - 1}: {e}") from e
         if progress:
             progress(valid)
-    return analysis
 
 
 def run_shard(model_path: str, data_path: str, settings: Settings, start: int, stop: int) -> Analysis:
@@ -288,6 +308,14 @@ def build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_p
                  settings: Settings, warnings: list[str], note: Warn, command: str | None,
                  execution: dict[str, Any]) -> Report:
     """Finish the statistics into figures and wrap them in a ``Report``."""
+    with np.errstate(all="ignore"):
+        return _build_report(info, analysis, model_path=model_path, data_path=data_path, ds=ds,
+                             settings=settings, warnings=warnings, note=note, command=command, execution=execution)
+
+
+def _build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_path: str, ds,
+                  settings: Settings, warnings: list[str], note: Warn, command: str | None,
+                  execution: dict[str, Any]) -> Report:
     layers = [layer_result(L, st, min_level=settings.min_level, min_activity=settings.min_activity)
               for L, st in zip(info.layers, analysis.stats)]
     for r in layers:

@@ -54,6 +54,7 @@ class SnrGroup(click.Group):
     """Turns every error into one stderr line and its documented exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        ctx.ensure_object(State)  # created here, so flags given after the command reach it too
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):

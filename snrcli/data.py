@@ -267,17 +267,19 @@ def _pick(arrays: dict[str, np.ndarray], inputs: list[GraphInput], input_key: st
                     f"(arrays: {', '.join(arrays) or 'none'}); name the array after the input or pass --input-key")
 
 
-def _layout_hint(item: tuple, want: list) -> str:
-    wants = [d if isinstance(d, int) else None for d in want]
-    if len(item) + 1 == len(wants) and all(w in (None, i) for w, i in zip(wants[1:], item)) and wants[0] == 1:
-        return f"; add a channel axis: (N, {', '.join(map(str, item))}) -> (N, 1, {', '.join(map(str, item))})"
-    if len(item) == len(wants) == 3 and all(isinstance(w, int) for w in wants):
-        if tuple(item) == (wants[1], wants[2], wants[0]):
+def _layout_hint(item: tuple, dims: list) -> str:
+    """Where obvious, how to make items of shape ``item`` fit a model input of ``dims`` (batch axis first)."""
+    want = [d if isinstance(d, int) and d > 0 else None for d in dims[1:]]
+    shape = ", ".join(map(str, item))
+    if len(item) + 1 == len(want) and want[0] == 1 and all(w in (None, i) for w, i in zip(want[1:], item)):
+        return f"; add a channel axis: (N, {shape}) -> (N, 1, {shape})"
+    if len(item) == len(want) == 3 and None not in want:
+        if tuple(item) == (want[1], want[2], want[0]):
             return "; the data looks channels-last (NHWC) and the model wants channels-first (NCHW): use --layout nhwc"
-        if tuple(item) == (wants[2], wants[0], wants[1]):
+        if tuple(item) == (want[2], want[0], want[1]):
             return "; the data looks channels-first (NCHW) and the model wants channels-last (NHWC): use --layout nchw"
-    if int(np.prod(item)) == int(np.prod([w for w in wants if w])) and None not in wants:
-        return f"; reshape the items to {tuple(wants)}"
+    if None not in want and int(np.prod(item)) == int(np.prod(want)):
+        return f"; reshape the items to {tuple(want)}"
     return ""
 
 

@@ -209,11 +209,18 @@ class _Walker:
         return (not right_only) and node.input[1] == t and self.folder.is_constant(node.input[0])
 
     def only_unit_axes(self, a: str, b: str) -> bool:
-        """True when b's shape is a's with size-1 axes removed or inserted (both shapes known)."""
+        """True when b's shape is a's with size-1 axes removed or inserted.
+
+        Known sizes must match one for one; a symbolic or unknown size (the batch, typically)
+        matches another symbolic or unknown size.
+        """
         sa, sb = self.shapes.get(a), self.shapes.get(b)
-        if sa is None or sb is None or None in sa or None in sb:
+        if sa is None or sb is None:
             return False
-        return [d for d in sa if d != 1] == [d for d in sb if d != 1]
+        ka, kb = [d for d in sa if d != 1], [d for d in sb if d != 1]
+        if len(ka) != len(kb):
+            return False
+        return all(x == y or (not isinstance(x, int) and not isinstance(y, int)) for x, y in zip(ka, kb))
 
     def activity_gate(self, t: str) -> str | None:
         """Spec section 5: the Relu (or Clip min 0) output reached through per-unit constant ops."""

@@ -70,6 +70,10 @@ def analysis_tables(report: dict[str, Any]) -> list[Any]:
     acc = report.get("accuracy")
     net.add_row(fmt(n["G_hidden"]), fmt(n["G_final"]), fmt(n["G_total"]),
                 DASH if acc is None else f"{acc:.4f} ({report.get('labelled')})", str(report["data"]["samples"]))
+    why = null_network_reasons(report)
+    if why:
+        net.caption = why
+        net.caption_justify = "left"
     out: list[Any] = [t, net]
     if report["skipped"]:
         sk = Table(title="Skipped weighted ops", title_justify="left")
@@ -79,6 +83,19 @@ def analysis_tables(report: dict[str, Any]) -> list[Any]:
             sk.add_row(Text(s["name"]), Text(s["op"]), Text(s["reason"]))
         out.append(sk)
     return out
+
+
+def null_network_reasons(report: dict[str, Any]) -> str:
+    """Why network figures are null: the layers with no defined unit, and their units' reasons."""
+    if all(v is not None for v in report["network"].values()):
+        return ""
+    parts = []
+    for L in report["layers"]:
+        if L["G_mean"] is None:
+            reasons = L.get("undefined_reasons") or {}
+            detail = ", ".join(f"{n} {why}" for why, n in reasons.items()) or "no defined unit"
+            parts.append(f"layer {L['index']} ({L['name']}): {detail}")
+    return "null network figures: " + ("; ".join(parts) if parts else "a layer figure is undefined")
 
 
 def inspect_tables(rows: list[dict[str, Any]], skipped: list[dict[str, str]]) -> list[Any]:

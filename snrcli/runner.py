@@ -18,6 +18,7 @@ import onnxruntime as ort
 from .errors import ModelError, RuntimeFailure, UsageError
 
 PROTOBUF_LIMIT = 2_000_000_000
+ort.set_default_logger_severity(4)
 
 
 def augmented(model: onnx.ModelProto, needed: list[str]) -> onnx.ModelProto:
@@ -43,7 +44,7 @@ class Runner:
         aug = augmented(model, needed)
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        so.log_severity_level = 3
+        so.log_severity_level = 4  # onnxruntime's own log lines stay off stderr; its errors reach us as exceptions
         if threads:
             so.intra_op_num_threads = int(threads)
             so.inter_op_num_threads = 1

@@ -283,9 +283,6 @@ def test_internal_error_exits_4_with_one_line(run_cli, net, monkeypatch):
     assert "Traceback" in res.stderr
 
 
-@pytest.mark.xfail(reason="BUG (spec 7, minor): when a layer has every unit undefined the network figures are "
-                          "null and 'the table says why'; the table shows '-' and only a stderr warning (hidden by "
-                          "--quiet) explains it", strict=True)
 def test_null_network_figures_are_explained_in_the_table(run_cli, tmp_path):
     nodes = [node("Gemm", ["x", "W0", "B0"], ["aux"], name="deadlayer", transB=1),
              node("Gemm", ["x", "W1", "B1"], ["y"], name="cls", transB=1)]

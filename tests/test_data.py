@@ -159,17 +159,11 @@ def test_wrong_item_shape_names_both_shapes(tmp_path):
     assert "(4, 5, 3)" in msg and "(N, 3, 4, 5)" in msg
 
 
-HINT_BUG = ("BUG: data._layout_hint is called with the model input's dims INCLUDING the batch axis but is "
-            "written for the item dims, so the 'add a channel axis' and '--layout nhwc' hints never appear")
-
-
-@pytest.mark.xfail(reason=HINT_BUG, strict=True)
 def test_missing_channel_axis_gets_a_hint(tmp_path):
     msg = _shape_error(tmp_path, _conv_model(1, 4, 4), np.ones((5, 4, 4), np.float32))
     assert "channel axis" in msg
 
 
-@pytest.mark.xfail(reason=HINT_BUG, strict=True)
 def test_channels_last_data_gets_a_layout_hint(tmp_path):
     msg = _shape_error(tmp_path, _conv_model(3, 4, 5), np.ones((5, 4, 5, 3), np.float32))
     assert "--layout nhwc" in msg
@@ -202,9 +196,6 @@ def test_fixed_batch_model_pads_the_last_batch(tmp_path):
     assert any("fixed batch size of 4" in w for w in fixed.warnings)
 
 
-@pytest.mark.xfail(reason="BUG: padded rows of a fixed-batch model are counted when a tensor flattens the batch "
-                          "axis into rows (Reshape (B,T,F)->(B*T,F) before a Gemm): Analysis.update only trims "
-                          "tensors whose first axis equals the fixed batch size", strict=True)
 def test_fixed_batch_padding_with_rows_flattened_from_the_batch(tmp_path):
     rng = np.random.default_rng(2)
     w = rng.normal(size=(3, 4))

@@ -434,10 +434,6 @@ def test_grouped_conv_is_never_the_classifier():
     assert L.group == 2 and L.classifier is False and L.inputs == 4
 
 
-@pytest.mark.xfail(reason="BUG (minor, spec 5): the walk does not pass a Reshape that only removes size-1 axes "
-                          "when the batch axis is symbolic and the target shape uses -1 (Conv (N,C,1,1) -> "
-                          "Reshape([-1, C]) -> Relu): shape inference gives an unknown dim, so only_unit_axes "
-                          "returns False and r_i = 1", strict=True)
 def test_reshape_minus_one_that_only_drops_size_one_axes_passes_the_walk():
     model = make_model([node("Conv", ["x", "W"], ["c"], name="conv"),
                         node("Reshape", ["c", "shp"], ["f"]), node("Relu", ["f"], ["r"])],
