@@ -197,6 +197,11 @@ def prepare(model_path: str, data_path: str, settings: Settings):
         raise ModelError(f"cannot interpret the model graph ({type(e).__name__}: {e}); {problems[0]}") from e
     if not info.layers:
         raise NoLayerError(no_layer_message(info, model_path))
+    for L in info.layers:
+        bad = int(np.count_nonzero(~np.isfinite(L.weight)))
+        if bad:
+            raise ModelError(f"layer {L.index} ({L.name}): its weight {L.weight_name!r} holds {bad} NaN or Inf "
+                             "values; the model is broken")
     clash = sorted(set(data_keys(data_path)) & set(info.weight_inputs))
     if clash:
         raise DataError(f"the data supplies {', '.join(clash)}, which the model stores as a weight "
@@ -276,29 +281,41 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
 
     model_path, data_path = str(model), str(data)
     proto, info, ds = prepare(model_path, data_path, settings)
-    for n in ds.notes:
-        note(n)
+    # Said once the first batch has run: a model that does not load ends in one error line.
+    pending = list(ds.notes)
     if ds.fixed_batch and ds.fixed_batch != batch_size:
-        note(f"the model was exported with a fixed batch size of {ds.fixed_batch}: running batches of "
-             f"{ds.fixed_batch}" + (" (the last one padded; padded rows count in nothing)"
-                                    if ds.items % ds.fixed_batch else ""))
+        pending.append(f"the model was exported with a fixed batch size of {ds.fixed_batch}: running batches of "
+                       f"{ds.fixed_batch}" + (" (the last one padded; padded rows count in nothing)"
+                                              if ds.items % ds.fixed_batch else ""))
     if ds.per_item:
-        note("the model input has no batch axis: feeding one item at a time")
+        pending.append("the model input has no batch axis: feeding one item at a time")
     if ds.labels is not None and info.accuracy_output is None:
-        note("labels given but the model has no float output to score; accuracy is null")
+        pending.append("labels given but the model has no float output to score; accuracy is null")
     done = [0]
 
+    def flush() -> None:
+        while pending:
+            note(pending.pop(0))
+
     def advance(n: int) -> None:
+        flush()
         done[0] += n
         if progress:
             progress(done[0], ds.items)
 
-    if jobs > 1 or scheduler:
-        from .parallel import run_sharded
-        analysis = run_sharded(info, model_path, data_path, settings, ds.items,
-                               align=ds.fixed_batch or 1, jobs=jobs, scheduler=scheduler, progress=advance)
-    else:
-        analysis = run_range(proto, info, ds, settings, 0, ds.items, progress=advance)
+    try:
+        if jobs > 1 or scheduler:
+            from .parallel import run_sharded
+            analysis = run_sharded(info, model_path, data_path, settings, ds.items,
+                                   align=ds.fixed_batch or 1, jobs=jobs, scheduler=scheduler, progress=advance)
+        else:
+            analysis = run_range(proto, info, ds, settings, 0, ds.items, progress=advance)
+    except ModelError as e:
+        checker = [n for n in pending if n.startswith("onnx.checker")]
+        if checker:
+            raise ModelError(f"{e}; {checker[0]}") from e
+        raise
+    flush()
     return build_report(info, analysis, model_path=model_path, data_path=data_path, ds=ds, settings=settings,
                         warnings=warnings, note=note, command=command,
                         execution={"jobs": jobs, "scheduler": scheduler})

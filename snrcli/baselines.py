@@ -36,11 +36,18 @@ def max_confidence_sum(scores: np.ndarray) -> float:
 
 
 def weight_baselines(weights: list[np.ndarray]) -> dict[str, float | None]:
-    """Sum of squared weights and log of the product of spectral norms over the layers."""
+    """Sum of squared weights and log of the product of spectral norms over the layers (null when a
+    weight is not finite or a norm is 0)."""
+    if not all(np.all(np.isfinite(w)) for w in weights):
+        return {"sum_squared_weights": None, "log_spectral_norm_product": None}
     sq = float(sum(float(np.sum(np.square(w))) for w in weights))
     logs = []
     for w in weights:
-        sigma = float(np.linalg.norm(w, ord=2)) if w.size else 0.0
+        try:
+            sigma = float(np.linalg.norm(w, ord=2)) if w.size else 0.0
+        except np.linalg.LinAlgError:
+            return {"sum_squared_weights": sq, "log_spectral_norm_product": None}
         logs.append(math.log(sigma) if sigma > 0 else -math.inf)
     total = float(sum(logs))
-    return {"sum_squared_weights": sq, "log_spectral_norm_product": total if math.isfinite(total) else None}
+    return {"sum_squared_weights": sq if math.isfinite(sq) else None,
+            "log_spectral_norm_product": total if math.isfinite(total) else None}

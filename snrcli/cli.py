@@ -218,13 +218,11 @@ def analyze(model: str, data: str, as_json: bool, out_dir: str | None, force: bo
     Example:
       snr analyze sample_models/digits_mlp.onnx --data sample_models/digits_test.npz
     """
-    from .report import write_run_folder
+    from .report import check_out_dir, write_run_folder
 
     state = _state()
-    if out_dir and not force:
-        from pathlib import Path
-        if Path(out_dir).exists():
-            raise click.UsageError(f"output folder {out_dir} exists; pass --force to replace it")
+    if out_dir:
+        check_out_dir(out_dir, force=force)
     report = run_analysis(model, data, analysis_kwargs(kw))
     if out_dir:
         write_run_folder(report, out_dir, force=force)

@@ -247,6 +247,8 @@ def _pick(arrays: dict[str, np.ndarray], inputs: list[GraphInput], input_key: st
     """Map each model input to an array key."""
     keys = [k for k in arrays if k != label_key]
     if "" in arrays:  # .npy
+        if input_key is not None:
+            raise UsageError("--input-key names an array of an .npz file; a .npy file holds one array")
         if len(inputs) != 1:
             raise DataError(f"the model has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
                             "a .npy file holds one array: use an .npz with one array per input name")
@@ -303,15 +305,31 @@ def _labels(raw: np.ndarray, items: int, key: str) -> np.ndarray:
     return raw.astype(np.int64)
 
 
-def nonfinite_items(a: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Boolean mask of items holding NaN or Inf (chunked, so memory-mapped data stays on disk)."""
+def nonfinite_items(a: np.ndarray, limit: float | None = None, chunk: int = 4096) -> np.ndarray:
+    """Boolean mask of items holding NaN or Inf, or values beyond ``limit`` in magnitude (the model's
+    float range); chunked, so memory-mapped data stays on disk."""
     bad = np.zeros(len(a), dtype=bool)
-    if a.dtype.kind not in "fc":
+    if a.dtype.kind not in "fciu" or (a.dtype.kind in "iu" and limit is None):
         return bad
     for s in range(0, len(a), chunk):
-        block = np.asarray(a[s:s + chunk])
-        bad[s:s + chunk] = ~np.isfinite(block.reshape(len(block), -1)).all(axis=1)
+        block = np.asarray(a[s:s + chunk]).reshape(min(chunk, len(a) - s), -1)
+        ok = np.isfinite(block) if a.dtype.kind in "fc" else np.ones(block.shape, dtype=bool)
+        if limit is not None:
+            ok &= np.abs(block) <= limit
+        bad[s:s + chunk] = ~ok.all(axis=1)
     return bad
+
+
+def _float_limit(data: np.dtype, model: np.dtype) -> float | None:
+    """The model dtype's largest finite value when the data can exceed it (float16 models, say)."""
+    if model.kind != "f":
+        return None
+    top = float(np.finfo(model).max)
+    if data.kind == "f" and float(np.finfo(data).max) <= top:
+        return None
+    if data.kind in "iu" and float(np.iinfo(data).max) <= top:
+        return None
+    return top
 
 
 def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: str | None = None,
@@ -378,21 +396,27 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
     labels = _labels(np.asarray(arrays[lk])[:items] if limit is not None else np.asarray(arrays[lk]), items, lk) \
         if lk is not None else None
     bad = np.zeros(items, dtype=bool)
-    for a in matched.values():
-        bad |= nonfinite_items(a)
+    narrow = []
+    for inp in inputs:
+        a = matched[inp.name]
+        limit = _float_limit(a.dtype, inp.np_dtype)
+        if limit is not None:
+            narrow.append(str(inp.np_dtype))
+        bad |= nonfinite_items(a, limit)
     dropped = 0
     if bad.any():
         count = int(bad.sum())
         where = ", ".join(str(i) for i in np.flatnonzero(bad)[:5]) + (", ..." if count > 5 else "")
+        what = "NaN or Inf" + (f" (or values beyond the model's {narrow[0]} range)" if narrow else "")
         if not drop_nonfinite:
-            raise DataError(f"the data holds NaN or Inf in {count} of {items} items (items {where}); "
+            raise DataError(f"the data holds {what} in {count} of {items} items (items {where}); "
                             "fix the data or pass --drop-nonfinite to leave those items out")
         keep = ~bad
         matched = {k: np.asarray(v)[keep] for k, v in matched.items()}
         labels = labels[keep] if labels is not None else None
         dropped = count
         items -= count
-        notes.append(f"dropped {count} items holding NaN or Inf (items {where})")
+        notes.append(f"dropped {count} items holding {what} (items {where})")
     if items == 0:
         raise DataError("the data set is empty: no items to analyse")
     if items == 1:

@@ -66,6 +66,7 @@ class Layer:
     output_is_weighted_sum: bool = True  # False when Gemm adds a non-constant C
     gate: str | None = None
     classifier: bool = False
+    weight_name: str = ""
 
     @property
     def units(self) -> int:
@@ -360,12 +361,15 @@ def _as_layer(node, folder: ConstantFolder) -> Layer | Skipped | None:
         return Skipped(name, op, SKIP_REASONS[op])
     if op not in ("Gemm", "MatMul", "Conv") or len(node.input) < 2:
         return None
+    if not node.output or not node.output[0]:
+        return Skipped(name, op, "node has no output (malformed graph)")
     a_const, b = folder.is_constant(node.input[0]), folder.value(node.input[1])
     if b is None:
         return Skipped(name, op, "constant on the left" if a_const else
                        f"{op} of two activations" if op != "Conv" else "weight is not a constant")
     b = b.astype(np.float64)
-    common = dict(index=0, name=name, op=op, input=node.input[0], output=node.output[0])
+    common = dict(index=0, name=name, op=op, input=node.input[0], output=node.output[0],
+                  weight_name=node.input[1])
     if op == "MatMul":
         if b.ndim != 2:
             return Skipped(name, op, f"weight is {b.ndim}-D, not 2-D")

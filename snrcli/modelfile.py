@@ -60,6 +60,15 @@ def check_external_paths(model: onnx.ModelProto, base_dir: Path) -> list[str]:
     return files
 
 
+def _names_are_text(graph: onnx.GraphProto) -> bool:
+    names: list = []
+    for n in graph.node:
+        names += [n.name, n.op_type, n.domain, *n.input, *n.output]
+    names += [t.name for t in graph.initializer]
+    names += [v.name for v in list(graph.input) + list(graph.output) + list(graph.value_info)]
+    return all(isinstance(x, str) for x in names)
+
+
 def load_model(path: str | os.PathLike) -> onnx.ModelProto:
     """Load an ONNX model, its external data confined to its folder (ModelError on any problem)."""
     p = Path(path)
@@ -76,6 +85,8 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
                          "is the file truncated or not ONNX?") from e
     if not model.HasField("graph") or (len(model.graph.node) == 0 and len(model.graph.input) == 0):
         raise ModelError(f"{p} holds no ONNX graph (is it another kind of protobuf?)")
+    if not _names_are_text(model.graph):
+        raise ModelError(f"{p} holds names that are not UTF-8 text: the file is corrupt")
     if check_external_paths(model, p.parent):
         try:
             external_data_helper.load_external_data_for_model(model, str(p.parent))

@@ -134,8 +134,11 @@ def write_run_folder(report: Report, out: str | os.PathLike, *, force: bool = Fa
     if target.exists() and not target.is_dir():
         raise UsageError(f"--out {target} is a file, not a folder")
     parent = target.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    except OSError as e:
+        raise UsageError(f"cannot create --out {target}: {e.strerror or e}") from e
     try:
         (tmp / "report.json").write_text(report.to_json() + "\n")
         (tmp / "layers.csv").write_text(layers_csv(report))
@@ -148,10 +151,29 @@ def write_run_folder(report: Report, out: str | os.PathLike, *, force: bool = Fa
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(target)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UsageError(f"cannot write --out {target}: {e.strerror or e}") from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def check_out_dir(out: str | os.PathLike, *, force: bool) -> None:
+    """Refuse before any work an --out folder that exists (without --force) or cannot be made."""
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"--out {target} is a file, not a folder")
+    if target.exists() and not force:
+        raise UsageError(f"output folder {target} exists; pass --force to replace it")
+    for parent in target.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"cannot create --out {target}: {parent} is a file")
+            if not os.access(parent, os.W_OK):
+                raise UsageError(f"cannot create --out {target}: {parent} is not writable")
+            break
 
 
 def schema() -> dict[str, Any]:

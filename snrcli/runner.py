@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -49,7 +50,10 @@ class Runner:
             so.intra_op_num_threads = int(threads)
             so.inter_op_num_threads = 1
         if custom_op_library:
-            so.register_custom_ops_library(custom_op_library)
+            try:
+                so.register_custom_ops_library(custom_op_library)
+            except Exception as e:
+                raise ModelError(f"cannot load --custom-op-library {custom_op_library}: {_one_line(e)}") from e
         wanted = providers or ["CPUExecutionProvider"]
         unknown = [p for p in wanted if p not in available_providers()]
         if unknown:
@@ -67,7 +71,11 @@ class Runner:
         except UsageError:
             raise
         except Exception as e:
-            raise ModelError(f"onnxruntime cannot load the model: {_one_line(e)}") from e
+            hint = ""
+            if _uses_bfloat16(model):
+                hint = " (the model uses bfloat16, for which onnxruntime's CPU provider has few kernels: " \
+                       "convert it to float32 or float16)"
+            raise ModelError(f"onnxruntime cannot load the model: {_one_line(e)}{hint}") from e
         self.providers = self.session.get_providers()
         self.output_names = [o.name for o in self.session.get_outputs()]
 
@@ -79,6 +87,16 @@ class Runner:
         return dict(zip(self.output_names, values))
 
 
-def _one_line(e: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(e).split())
+def _uses_bfloat16(model: onnx.ModelProto) -> bool:
+    g = model.graph
+    return any(t.data_type == onnx.TensorProto.BFLOAT16 for t in g.initializer) or any(
+        v.type.tensor_type.elem_type == onnx.TensorProto.BFLOAT16 for v in list(g.input) + list(g.output))
+
+
+_SOURCE_LOCATION = re.compile(r"/onnxruntime_src/\S+:\d+ .*?\)\s(?=[A-Z])")
+
+
+def _one_line(e: BaseException, limit: int = 400) -> str:
+    """onnxruntime's message on one line, without its C++ source location and function signature."""
+    text = _SOURCE_LOCATION.sub("", " ".join(str(e).split()))
     return text[:limit] + ("..." if len(text) > limit else "")
