@@ -269,9 +269,11 @@ def inspect(model: str, as_json: bool, output_name: str | None, no_centring: boo
 def _register() -> None:
     """Commands that live in their own modules (they import this one for the shared options)."""
     from .cli_compare import check, compare
+    from .cli_correlate import correlate
 
     main.add_command(compare)
     main.add_command(check)
+    main.add_command(correlate)
 
 
 _register()
