@@ -3,7 +3,8 @@
 Pure logic; no click, no rich, nothing ``eval``-ed.
 
 - ``--require 'PATH OP NUMBER'``: ``OP`` is one of ``>= > <= < == !=`` (whitespace around
-  it optional); ``PATH`` follows ``paths.py``; ``NUMBER`` is a decimal literal (``2.5``,
+  it optional); ``PATH`` follows ``paths.py`` (list positions count from 1: ``layers[1]``
+  is the first layer, ``layers[-1]`` the last); ``NUMBER`` is a decimal literal (``2.5``,
   ``-1``, ``1e-3``).
 - ``--max-drop 'PATH=AMOUNT'`` against a baseline report: fails when
   ``baseline - current > AMOUNT``; with ``AMOUNT%`` the allowed drop is that percentage
@@ -108,7 +109,7 @@ def parse_requirement(expr: str) -> Requirement:
 
 
 def parse_max_drop(expr: str) -> MaxDrop:
-    """``'network.G_total=5%'`` or ``'layers[0].S_mean = 0.1'`` -> ``MaxDrop``."""
+    """``'network.G_total=5%'`` or ``'layers[1].S_mean = 0.1'`` -> ``MaxDrop``."""
     flag = "--max-drop"
     pos = _skip_ws(expr, 0)
     if pos == len(expr):

@@ -144,7 +144,8 @@ def _write_text(path: str, text: str, flag: str) -> None:
 @click.option("--figures", "figures_text", default="S,G,activity", show_default=True, metavar="F[,F...]",
               help="Layer figures to compare: S, G, S_u, G_u, activity, S_c, G_c or full keys (S_mean, ...).")
 @click.option("--rank-by", default="G_total", show_default=True, metavar="PATH",
-              help="Rank runs by G_total, G_hidden, G_final or any report path (accuracy, layers[0].G_mean).")
+              help="Rank runs by G_total, G_hidden, G_final or any report path "
+                   "(accuracy, layers[2].G_mean: layer 2; positions count from 1).")
 @click.option("--ascending", is_flag=True, help="Rank the lowest value first.")
 @click.option("--allow-different-settings", is_flag=True,
               help="Compare runs whose min_level, min_activity, centring or data differ (warns).")
@@ -237,8 +238,8 @@ def check(report: str, requires: tuple[str, ...], baseline: str | None, max_drop
           as_json: bool) -> None:
     """Check conditions on REPORT (a report file, a run folder or - for stdin); exit 1 if any fails.
 
-    PATH is a dotted path into the report: network.G_total, accuracy, layers[0].S_mean
-    ([i] is the 0-based position in the layers list; layers[-1] is the last layer).
+    PATH is a dotted path into the report: network.G_total, accuracy, layers[1].S_mean
+    ([i] counts from 1: layers[i] is the layer with index i; layers[-1] is the last layer).
 
     \b
     Examples:

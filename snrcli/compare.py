@@ -163,7 +163,7 @@ def check_settings(runs: list[Run], allow: bool, warn: Warn | None = None,
 
 def _layers_by_index(run: Run) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
-    for pos, L in enumerate(run.report.get("layers") or []):
+    for pos, L in enumerate(run.report.get("layers") or [], start=1):   # pos: 1-based, as in report paths
         idx = L.get("index") if isinstance(L, dict) else None
         if isinstance(idx, bool) or not isinstance(idx, int):
             raise ReportError(f"{run.label}: layers[{pos}] has no integer 'index'")

@@ -1,19 +1,22 @@
-"""Dotted paths into a report dict: ``network.G_total``, ``layers[0].S_mean``, ``layers[-1].G_mean_centred``.
+"""Dotted paths into a report dict: ``network.G_total``, ``layers[1].S_mean``, ``layers[-1].G_mean_centred``.
 
 Grammar (no whitespace inside a path)::
 
     path       := identifier ( '.' identifier | '[' integer ']' )*
     identifier := [A-Za-z_] [A-Za-z0-9_]*
-    integer    := [+-]? [0-9]+
+    integer    := [+-]? [0-9]+        (not 0: positions count from 1)
 
-``[i]`` indexes the position in the JSON list, **0-based as in Python**, negative
-from the end. It is *not* the ``index`` field of a layer (which starts at 1):
-``layers[0]`` is the first layer of the report (``"index": 1``), ``layers[-1]`` the
-last one, and the layer with ``"index": k`` is ``layers[k-1]``.
+``[i]`` is a position in the JSON list **counted from 1**: ``[1]`` is the first item,
+``[i]`` the i-th; a negative ``i`` counts from the end as in Python (``[-1]`` is the last
+item). ``[0]`` (also ``[+0]``, ``[-0]``) is an error. The rule is the same for every list;
+for ``layers`` it matches the numbering reports use (``index`` 1..L in order, the ``#``
+column of the tables, G1/G2/G3, ``snr correlate``'s row keys): ``layers[2]`` is the
+layer with ``"index": 2``, ``layers[-1]`` the last layer (usually the classifier).
 
-``resolve`` raises ``PathError`` (a usage error, exit 2) for a key that is not
-there or an index out of range; a null value, or a path that runs through a null,
-gives ``None`` for the caller to decide. Hand-written: nothing here is ``eval``-ed.
+``parse_path`` / ``scan_path`` raise ``PathError`` (a usage error, exit 2) for text that
+is not a path or holds ``[0]``; ``resolve`` raises it for a key that is not there or a
+position out of range; a null value, or a path that runs through a null, gives ``None``
+for the caller to decide. Hand-written: nothing here is ``eval``-ed.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, Union
 
 from .errors import UsageError
 
-Step = Union[str, int]   # a key (str) or a list position (int)
+Step = Union[str, int]   # a key (str) or a list position (int: 1-based, negative from the end, never 0)
 
 
 class PathError(UsageError):
@@ -67,6 +70,13 @@ def _shown(text: str, pos: int) -> str:
     return repr(text[pos:pos + 12]) if pos < len(text) else "the end"
 
 
+def zero_position_message(steps: tuple[Step, ...] | list[Step]) -> str:
+    """The error for ``[0]`` after ``steps`` (the path to that list): positions count from 1."""
+    before = format_path(tuple(steps))
+    first = "layer (index 1)" if steps and steps[-1] == "layers" else "item"
+    return f"{before}[0]: positions count from 1: {before}[1] is the first {first}, {before}[-1] the last"
+
+
 def scan_path(text: str, pos: int = 0) -> tuple[Path, int]:
     """Read one path from ``text`` starting at ``pos``; returns it and the position just after it.
 
@@ -103,10 +113,13 @@ def scan_path(text: str, pos: int = 0) -> tuple[Path, int]:
                 q += 1
             if q == digits:
                 raise PathError(f"bad path {text!r}: expected an integer list position at column {digits + 1}, "
-                                f"found {_shown(text, digits)} (e.g. layers[0], layers[-1])")
+                                f"found {_shown(text, digits)} (e.g. layers[1], layers[-1])")
             if q >= n or text[q] != "]":
                 raise PathError(f"bad path {text!r}: expected ']' at column {q + 1}, found {_shown(text, q)}")
-            steps.append(int(text[start:q]))
+            position = int(text[start:q])
+            if position == 0:
+                raise PathError(zero_position_message(steps))
+            steps.append(position)
             pos = q + 1
         else:
             break
@@ -117,7 +130,7 @@ def parse_path(text: str) -> Path:
     """Parse a whole string as a path (surrounding whitespace allowed); ``PathError`` otherwise."""
     stripped = text.strip()
     if not stripped:
-        raise PathError("empty path (e.g. network.G_total, layers[0].S_mean, accuracy)")
+        raise PathError("empty path (e.g. network.G_total, layers[1].S_mean, accuracy)")
     lead = len(text) - len(text.lstrip())
     path, end = scan_path(text, lead)
     if text[end:].strip():
@@ -155,11 +168,15 @@ def _keys_hint(d: dict[str, Any], key: str) -> str:
 def resolve(report: Any, path: Path | str) -> Any:
     """The value at ``path`` in ``report``: a number, string, object, list, or None for null.
 
-    Raises ``PathError`` for an unknown key, a list position out of range, or a step
-    that does not fit the value (``.key`` on a list, ``[i]`` on an object or number).
+    ``[i]`` counts from 1 (``[-i]`` from the end). Raises ``PathError`` for ``[0]``, an
+    unknown key, a list position out of range, or a step that does not fit the value
+    (``.key`` on a list, ``[i]`` on an object or number).
     """
     if isinstance(path, str):
         path = parse_path(path)
+    for k, step in enumerate(path.steps):   # a Path built by hand may hold [0]; parse_path never does
+        if isinstance(step, int) and step == 0:
+            raise PathError(zero_position_message(path.steps[:k]))
     cur = report
     for k, step in enumerate(path.steps):
         if cur is None:
@@ -171,17 +188,17 @@ def resolve(report: Any, path: Path | str) -> Any:
                 hint = "; use .key on an object" if isinstance(cur, dict) else ""
                 raise PathError(f"{full}: {where} is {kind_of(cur)}, not a list, so [{step}] does not apply{hint}")
             size = len(cur)
-            if not -size <= step < size:
-                rng = f"0..{size - 1} or -{size}..-1" if size else "none: the list is empty"
+            if not (1 <= step <= size or -size <= step <= -1):
+                rng = f"1..{size} or -{size}..-1" if size else "none: the list is empty"
                 extra = ""
                 if k >= 1 and path.steps[k - 1] == "layers":
-                    extra = "; [i] is the list position (0-based), the layer with index i is layers[i-1]"
+                    extra = "; layers[i] is the layer with index i, counted from 1"
                 raise PathError(f"{full}: position {step} is out of range, {where} has {size} "
                                 f"item{'s' if size != 1 else ''} (valid: {rng}){extra}")
-            cur = cur[step]
+            cur = cur[step - 1] if step > 0 else cur[step]
         else:
             if not isinstance(cur, dict):
-                hint = "; use [i] on a list, e.g. layers[0]" if isinstance(cur, list) else ""
+                hint = "; use [i] on a list, e.g. layers[1]" if isinstance(cur, list) else ""
                 raise PathError(f"{full}: {where} is {kind_of(cur)}, not an object, so .{step} does not apply{hint}")
             if step not in cur:
                 raise PathError(f"{full}: no key {step!r} in {where} ({_keys_hint(cur, step)})")

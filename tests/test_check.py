@@ -77,7 +77,7 @@ def usage_line(result) -> str:
     ("network.G_total>=2.5", "network.G_total", ">=", 2.5),
     ("  accuracy>0.9  ", "accuracy", ">", 0.9),
     ("layers[-1].G_mean_centred <= -1e-3", "layers[-1].G_mean_centred", "<=", -0.001),
-    ("layers[0].S_mean<.5", "layers[0].S_mean", "<", 0.5),
+    ("layers[1].S_mean<.5", "layers[1].S_mean", "<", 0.5),
     ("network.G_final == 3", "network.G_final", "==", 3.0),
     ("network.G_final!=+3.", "network.G_final", "!=", 3.0),
     ("baselines.x\t>=\t1E2", "baselines.x", ">=", 100.0),
@@ -111,7 +111,7 @@ def test_parse_requirement_errors(expr, pattern):
 @pytest.mark.parametrize("expr, path, amount, relative", [
     ("network.G_total=5%", "network.G_total", 5.0, True),
     ("network.G_total = 5 %", "network.G_total", 5.0, True),
-    ("layers[0].S_mean=0.1", "layers[0].S_mean", 0.1, False),
+    ("layers[1].S_mean=0.1", "layers[1].S_mean", 0.1, False),
     ("accuracy=0", "accuracy", 0.0, False),
     ("accuracy=1e-2", "accuracy", 0.01, False),
 ])
@@ -196,9 +196,9 @@ def test_cli_all_pass_exit_0(snr, rep):
 
 def test_cli_any_fail_exit_1(snr, rep):
     r = snr("check", rep, "--require", "network.G_total >= 2.5", "--require", "network.G_total < 4",
-            "--require", "layers[0].S_mean != 0.5", code=1)
+            "--require", "layers[1].S_mean != 0.5", "--require", "layers[2].S_mean == 0.75", code=1)
     assert r.stdout.splitlines() == ["PASS network.G_total = 4.1249 >= 2.5", "FAIL network.G_total = 4.1249 < 4",
-                                     "FAIL layers[0].S_mean = 0.5000 != 0.5"]
+                                     "FAIL layers[1].S_mean = 0.5000 != 0.5", "PASS layers[2].S_mean = 0.7500 == 0.75"]
     assert r.stderr == ""
 
 
@@ -212,15 +212,21 @@ def test_cli_value_near_bound_is_shown_exactly(snr, tmp_path):
     (["--require", "network.G_totl >= 1"],
      "--require: network.G_totl: no key 'G_totl' in network (did you mean 'G_total'? keys there: G_hidden, "
      "G_final, G_total) (in r.json)"),
-    (["--require", "layers[2].S_mean > 0"],
-     "--require: layers[2].S_mean: position 2 is out of range, layers has 2 items (valid: 0..1 or -2..-1); "
-     "[i] is the list position (0-based), the layer with index i is layers[i-1] (in r.json)"),
-    (["--require", "layers[0].S_mean_centred > 0"],
-     "--require: layers[0].S_mean_centred is null in r.json (undefined for this model or data), "
+    (["--require", "layers[3].S_mean > 0"],
+     "--require: layers[3].S_mean: position 3 is out of range, layers has 2 items (valid: 1..2 or -2..-1); "
+     "layers[i] is the layer with index i, counted from 1 (in r.json)"),
+    (["--require", "layers[-3].S_mean > 0"],
+     "--require: layers[-3].S_mean: position -3 is out of range, layers has 2 items (valid: 1..2 or -2..-1); "
+     "layers[i] is the layer with index i, counted from 1 (in r.json)"),
+    (["--require", "layers[0].S_mean > 0"],
+     "--require 'layers[0].S_mean > 0': layers[0]: positions count from 1: layers[1] is the first layer "
+     "(index 1), layers[-1] the last"),
+    (["--require", "layers[1].S_mean_centred > 0"],
+     "--require: layers[1].S_mean_centred is null in r.json (undefined for this model or data), "
      "so it cannot be checked"),
-    (["--require", "layers[0].name > 0"], "--require: layers[0].name is a string ('fc1') in r.json, not a number"),
-    (["--require", "layers[0].classifier == 0"],
-     "--require: layers[0].classifier is a boolean (False) in r.json, not a number"),
+    (["--require", "layers[1].name > 0"], "--require: layers[1].name is a string ('fc1') in r.json, not a number"),
+    (["--require", "layers[1].classifier == 0"],
+     "--require: layers[1].classifier is a boolean (False) in r.json, not a number"),
     (["--require", "network > 0"], "--require: network is an object in r.json, not a number"),
     (["--require", "network.G_total >> 1"],
      "--require 'network.G_total >> 1': expected a number at column 18, found '> 1'"),
@@ -278,12 +284,12 @@ def test_cli_max_drop_lines(snr, tmp_path):
     cur = write(tmp_path / "cur.json", make_report(G_total=3.5, S0=0.25))
     base = write(tmp_path / "base.json", make_report(G_total=4.0, S0=0.5))
     r = snr("check", cur, "--baseline", base, "--max-drop", "network.G_total=5%",
-            "--max-drop", "layers[0].S_mean=0.25", "--max-drop", "accuracy = 0", "--require", "accuracy > 0.5",
+            "--max-drop", "layers[1].S_mean=0.25", "--max-drop", "accuracy = 0", "--require", "accuracy > 0.5",
             code=1)
     assert r.stdout.splitlines() == [
         "PASS accuracy = 0.8750 > 0.5",
         "FAIL network.G_total = 3.5000, baseline 4.0000: drop 0.5000 > 0.2000 (5% of |baseline|)",
-        "PASS layers[0].S_mean = 0.2500, baseline 0.5000: drop 0.2500 <= 0.2500 (max drop 0.25)",
+        "PASS layers[1].S_mean = 0.2500, baseline 0.5000: drop 0.2500 <= 0.2500 (max drop 0.25)",
         "PASS accuracy = 0.8750, baseline 0.8750: drop 0.0000 <= 0.0000 (max drop 0)",
     ]
     r = snr("check", cur, "--baseline", base, "--max-drop", "network.G_total=12.5%")

@@ -180,9 +180,9 @@ def test_load_report_missing_and_folder_without_report(tmp_path):
     ("network.G_hidden", ("network", "G_hidden")),
     ("layers[1].S_mean", ("layers", 1, "S_mean")),
     ("layers[-1].G_mean_centred", ("layers", -1, "G_mean_centred")),
-    ("layers[+0].G_mean", ("layers", 0, "G_mean")),
+    ("layers[+1].G_mean", ("layers", 1, "G_mean")),
     ("  baselines.x  ", ("baselines", "x")),
-    ("a[0][-2].b_2", ("a", 0, -2, "b_2")),
+    ("a[1][-2].b_2", ("a", 1, -2, "b_2")),
 ])
 def test_parse_path(text, steps):
     p = parse_path(text)
@@ -198,13 +198,32 @@ def test_parse_path(text, steps):
     ("network.", r"expected a name \(letter or _\) at column 9"),
     ("1abc", r"expected a name .* at column 1"),
     ("network G_total", r"unexpected 'G_total' at column 9"),
-    ("layers[0]S_mean", r"unexpected 'S_mean' at column 10"),
+    ("layers[1]S_mean", r"unexpected 'S_mean' at column 10"),
     ("network..G", r"at column 9"),
 ])
 def test_parse_path_errors(text, pattern):
     with pytest.raises(PathError, match=pattern) as e:
         parse_path(text)
     assert isinstance(e.value, UsageError)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("layers[0].S_mean", "layers[0]: positions count from 1: layers[1] is the first layer (index 1), "
+                         "layers[-1] the last"),
+    ("layers[+0]", "layers[0]: positions count from 1: layers[1] is the first layer (index 1), layers[-1] the last"),
+    ("layers[-0].G_mean", "layers[0]: positions count from 1: layers[1] is the first layer (index 1), "
+                          "layers[-1] the last"),
+    ("a[2][0].b", "a[2][0]: positions count from 1: a[2][1] is the first item, a[2][-1] the last"),
+])
+def test_position_zero_is_an_error(text, message):
+    with pytest.raises(PathError) as e:
+        parse_path(text)
+    assert str(e.value) == message and isinstance(e.value, UsageError)
+    with pytest.raises(PathError) as e:       # resolve says the same, also for a Path built by hand
+        resolve(make_report(), text)
+    assert str(e.value) == message
+    with pytest.raises(PathError, match=r"^layers\[0\]: positions count from 1"):
+        resolve(make_report(), RPath(("layers", 0, "S_mean")))
 
 
 def test_scan_path_stops_at_operator():
@@ -215,11 +234,13 @@ def test_scan_path_stops_at_operator():
 def test_resolve_values_and_list_positions():
     rep = make_report()
     assert resolve(rep, "network.G_total") == 4.5
-    assert resolve(rep, "layers[0].name") == "fc1"          # 0-based list position
-    assert resolve(rep, "layers[1].S_mean") == 0.625        # the second layer (index 2)
-    assert resolve(rep, "layers[-1].G_mean_centred") == 1.5
+    assert resolve(rep, "layers[1].name") == "fc1"          # positions count from 1: the first layer
+    assert resolve(rep, "layers[2].S_mean") == 0.625        # the second layer (index 2)
+    assert resolve(rep, "layers[3].name") == "fc3"          # the last one, by position ...
+    assert resolve(rep, "layers[-1].G_mean_centred") == 1.5  # ... and from the end
     assert resolve(rep, "layers[-3].index") == 1
-    assert resolve(rep, "layers[0].S_mean_centred") is None  # null stays None
+    assert [resolve(rep, f"layers[{i}].index") for i in (1, 2, 3)] == [1, 2, 3]   # layers[i] has index i
+    assert resolve(rep, "layers[1].S_mean_centred") is None  # null stays None
     assert resolve(rep, "accuracy") == 0.875
     assert resolve(rep, "baselines.sum_squared_weights") == 10.0
     assert resolve(rep, RPath(("layers",))) == rep["layers"]
@@ -230,13 +251,15 @@ def test_resolve_values_and_list_positions():
 @pytest.mark.parametrize("path, pattern", [
     ("network.G_totl", r"no key 'G_totl' in network \(did you mean 'G_total'\? keys there: G_hidden, G_final, G_total\)"),
     ("nothing", r"no key 'nothing' in the report"),
-    ("layers[3].S_mean", r"position 3 is out of range, layers has 3 items \(valid: 0\.\.2 or -3\.\.-1\); "
-                         r"\[i\] is the list position"),
-    ("layers[-4].S_mean", r"position -4 is out of range"),
-    ("network[0]", r"network is an object, not a list"),
-    ("layers.S_mean", r"layers is a list, not an object, so \.S_mean does not apply; use \[i\]"),
+    ("layers[4].S_mean", r"^layers\[4\]\.S_mean: position 4 is out of range, layers has 3 items "
+                         r"\(valid: 1\.\.3 or -3\.\.-1\); layers\[i\] is the layer with index i, counted from 1$"),
+    ("layers[-4].S_mean", r"position -4 is out of range, layers has 3 items \(valid: 1\.\.3 or -3\.\.-1\)"),
+    ("layers[2].x[1]", r"no key 'x' in layers\[2\]"),
+    ("network[1]", r"network is an object, not a list"),
+    ("layers.S_mean", r"layers is a list, not an object, so \.S_mean does not apply; use \[i\] on a list, "
+                      r"e\.g\. layers\[1\]"),
     ("accuracy.x", r"accuracy is a number, not an object"),
-    ("layers[0].name[0]", r"layers\[0\]\.name is a string, not a list"),
+    ("layers[1].name[1]", r"layers\[1\]\.name is a string, not a list"),
 ])
 def test_resolve_errors(path, pattern):
     with pytest.raises(PathError, match=pattern):
@@ -245,7 +268,9 @@ def test_resolve_errors(path, pattern):
 
 def test_resolve_empty_list():
     with pytest.raises(PathError, match=r"layers has 0 items \(valid: none: the list is empty\)"):
-        resolve(make_report(layers=[]), "layers[0]")
+        resolve(make_report(layers=[]), "layers[1]")
+    with pytest.raises(PathError, match=r"layers has 0 items"):
+        resolve(make_report(layers=[]), "layers[-1]")
 
 
 # --------------------------------------------------------------------------- compare: pure logic
@@ -264,6 +289,8 @@ def test_delta_and_figures():
         parse_figures(" , ")
     assert rank_path("G_hidden").text == "network.G_hidden"
     assert rank_path("layers[1].G_mean").steps == ("layers", 1, "G_mean")
+    with pytest.raises(UsageError, match=r"^--rank-by: layers\[0\]: positions count from 1: layers\[1\] is the first"):
+        rank_path("layers[0].G_mean")
     with pytest.raises(UsageError, match="--rank-by"):
         rank_path("layers[")
 
@@ -291,7 +318,10 @@ def test_rank_runs_missing_path_in_some_or_all():
     ranking = rank_runs(_runs(make_report(), short, make_report()), rank_path("layers[2].G_mean"),
                         warn=warned.append)
     assert [r["run"] for r in ranking] == [0, 2, 1] and ranking[2]["value"] is None
+    assert [r["value"] for r in ranking[:2]] == [1.75, 1.75]            # layer 2 ("fc2") of the full reports
     assert len(warned) == 1 and "position 2 is out of range" in warned[0] and "(in r1)" in warned[0]
+    ranking = rank_runs(_runs(make_report(), short), rank_path("layers[1].G_mean"))   # layer 1 exists in both
+    assert [(r["run"], r["value"]) for r in ranking] == [(1, 9.0), (0, 1.25)]
     with pytest.raises(UsageError, match=r"--rank-by: network\.G_x: no key 'G_x'"):
         rank_runs(_runs(make_report(), make_report()), rank_path("network.G_x"))
     with pytest.raises(UsageError, match=r"it is an object in r0, not a number"):
@@ -516,15 +546,22 @@ def test_cli_ranking_by_layer_path_and_csv(snr, tmp_path):
     files = [write(tmp_path / f"r{i}.json",
                    make_report(layers=[layer(1, "a", G=g1), layer(2, "b", G=g2)]))
              for i, (g1, g2) in enumerate([(1.0, 3.0), (2.0, 1.0), (3.0, 2.0)])]
-    r = snr("compare", *files, "--rank-by", "layers[1].G_mean", "--csv", "rank.csv")
+    r = snr("compare", *files, "--rank-by", "layers[2].G_mean", "--csv", "rank.csv")   # layer 2 ("b")
     header = next(line for line in r.stdout.splitlines() if line.startswith("┃"))
-    assert "layers[1].G_mean" in header
+    assert "layers[2].G_mean" in header
     rows = list(csv.reader((tmp_path / "rank.csv").open()))
-    assert rows[0] == ["rank", "label", "source", "layers[1].G_mean", "G_hidden", "G_final", "G_total", "accuracy"]
+    assert rows[0] == ["rank", "label", "source", "layers[2].G_mean", "G_hidden", "G_final", "G_total", "accuracy"]
     assert [(x[0], x[2], x[3]) for x in rows[1:]] == [("1", files[0], "3.0"), ("2", files[2], "2.0"),
                                                       ("3", files[1], "1.0")]
+    d = json.loads(snr("compare", *files, "--rank-by", "layers[1].G_mean", "--json", "-q").stdout)  # layer 1 ("a")
+    assert [(x["run"], x["value"]) for x in d["ranking"]] == [(2, 3.0), (1, 2.0), (0, 1.0)]
+    d = json.loads(snr("compare", *files, "--rank-by", "layers[-1].G_mean", "--json", "-q").stdout)  # the last: "b"
+    assert [(x["run"], x["value"]) for x in d["ranking"]] == [(0, 3.0), (2, 2.0), (1, 1.0)]
     r = snr("compare", *files, "--rank-by", "layers[5].G_mean", code=2)
-    assert "position 5 is out of range, layers has 2 items" in one_line(r.stderr)
+    assert "position 5 is out of range, layers has 2 items (valid: 1..2 or -2..-1)" in one_line(r.stderr)
+    r = snr("compare", *files, "--rank-by", "layers[0].G_mean", code=2)
+    assert one_line(r.stderr) == ("error: --rank-by: layers[0]: positions count from 1: layers[1] is the first "
+                                  "layer (index 1), layers[-1] the last")
     r = snr("compare", *files, "--rank-by", "layers[x]", code=2)
     assert "expected an integer list position" in one_line(r.stderr)
 
