@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from .errors import ReportError, UsageError
 from .paths import Path, PathError, kind_of, parse_path, resolve
+from .reports_io import lookup
 
 SCHEMA = "snr-compare/1"
 
@@ -124,15 +125,6 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _get(report: dict[str, Any], dotted: str) -> Any:
-    cur: Any = report
-    for part in dotted.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
-
-
 def check_settings(runs: list[Run], allow: bool, warn: Warn | None = None,
                    keys: tuple[str, ...] = SETTINGS_KEYS,
                    note: str = "comparing anyway (--allow-different-settings)") -> list[dict[str, Any]]:
@@ -144,18 +136,18 @@ def check_settings(runs: list[Run], allow: bool, warn: Warn | None = None,
     diffs: list[dict[str, Any]] = []
     first = runs[0]
     for key in keys:
-        ref = _get(first.report, key)
-        odd = [r for r in runs[1:] if not _same(_get(r.report, key), ref)]
+        ref = lookup(first.report, key)
+        odd = [r for r in runs[1:] if not _same(lookup(r.report, key), ref)]
         if not odd:
             continue
         other = odd[0]
-        msg = f"{key} is {_show(ref)} in {first.label} but {_show(_get(other.report, key))} in {other.label}"
+        msg = f"{key} is {_show(ref)} in {first.label} but {_show(lookup(other.report, key))} in {other.label}"
         if len(odd) > 1:
             msg += f" (and differs in {len(odd) - 1} more run{'s' if len(odd) > 2 else ''})"
         if not allow:
             raise UsageError(f"the runs differ in a setting: {msg}; figures computed under different settings "
                              "or data are not comparable (pass --allow-different-settings to compare anyway)")
-        diffs.append({"key": key, "values": [_get(r.report, key) for r in runs]})
+        diffs.append({"key": key, "values": [lookup(r.report, key) for r in runs]})
         if warn:
             warn(f"{msg}; {note}")
     return diffs

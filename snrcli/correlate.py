@@ -33,7 +33,7 @@ import numpy as np
 from scipy import stats
 
 from .errors import UsageError
-from .reports_io import read_report
+from .reports_io import lookup, read_report
 
 SCHEMA = "snr-correlate/1"
 MIN_RUNS = 3
@@ -161,15 +161,6 @@ def aliases_for(spec: str, kind: str) -> tuple[str, ...]:
     else:
         names += [p.name, p.stem]
     return tuple(dict.fromkeys(names))
-
-
-def lookup(d: dict[str, Any], dotted: str) -> Any:
-    cur: Any = d
-    for part in dotted.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
 
 
 @dataclass

@@ -162,3 +162,13 @@ def report_sha256(source: str | os.PathLike | bytes) -> str:
     except OSError as e:
         raise ReportError(f"{f}: cannot read it: {e.strerror or e}") from None
     return h.hexdigest()
+
+
+def lookup(report: dict[str, Any], dotted: str) -> Any:
+    """``report['a']['b']`` for ``"a.b"``, or None when a key is missing (lenient; see ``paths.resolve``)."""
+    cur: Any = report
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur

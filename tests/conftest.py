@@ -92,17 +92,20 @@ def run_cli(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
 
-    def run(*args: str, code: int | None = 0) -> CliResult:
+    def run(*args: str, code: int | None = 0, input: str | bytes | None = None) -> CliResult:
         runner = CliRunner(env={"NO_COLOR": "1", "COLUMNS": "120"})
-        result = CliResult(runner.invoke(main, [str(a) for a in args], catch_exceptions=True, prog_name="snr"))
+        result = CliResult(runner.invoke(main, [str(a) for a in args], input=input, catch_exceptions=True,
+                                         prog_name="snr"))
         if code is not None:
             exc = ""
-            if result.exception is not None and not isinstance(result.exception, SystemExit):
+            unexpected = result.exception is not None and not isinstance(result.exception, SystemExit)
+            if unexpected:
                 import traceback
                 exc = "".join(traceback.format_exception(result.exception))
             assert result.exit_code == code, (
                 f"snr {' '.join(map(str, args))}: exit {result.exit_code}, wanted {code}\n"
                 f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}\n{exc}")
+            assert not (unexpected and code in (0, 1)), exc
         return result
 
     return run

@@ -7,14 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-import snrcli.cli as snr_cli  # first: it registers compare/check on the main group
-from snrcli import cli_compare
 from snrcli.check import (OPS, CheckResult, fmt_num, parse_max_drop, parse_requirement, run_checks)
 from snrcli.errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
-ENV = {"NO_COLOR": "1", "COLUMNS": "120"}
 
 
 def make_report(G_total=4.124903, G_hidden=2.5, G_final=1.624903, accuracy=0.875, S0=0.5, min_level=0.01,
@@ -39,21 +35,9 @@ def write(path: Path, report) -> str:
 
 
 @pytest.fixture
-def snr(monkeypatch, tmp_path):
-    main = snr_cli.main
-    if "check" not in main.commands:
-        main.add_command(cli_compare.compare)
-        main.add_command(cli_compare.check)
-    monkeypatch.chdir(tmp_path)
-
-    def run(*args, code=0, input=None):
-        result = CliRunner(env=ENV).invoke(main, [str(a) for a in args], input=input, catch_exceptions=True)
-        assert result.exit_code == code, (f"snr {' '.join(map(str, args))}: exit {result.exit_code}, wanted {code}"
-                                          f"\n--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
-                                          f"\n{result.exception!r}")
-        return result
-
-    return run
+def snr(run_cli):
+    """``snr(*args, code=0, input=None)``: the real ``snr`` group in tmp_path (conftest's ``run_cli``)."""
+    return run_cli
 
 
 @pytest.fixture

@@ -11,12 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import snrcli.cli as snr_cli  # first: it registers compare/check on the main group
-from snrcli import cli_compare
 from snrcli.compare import (Run, compare_runs, delta, parse_figures, rank_path, rank_runs)
 from snrcli.errors import EXIT_USAGE, ReportError, UsageError
 from snrcli.paths import Path as RPath
@@ -24,7 +21,6 @@ from snrcli.paths import PathError, format_path, parse_path, resolve, scan_path
 from snrcli.reports_io import load_report, read_report, report_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {"NO_COLOR": "1", "COLUMNS": "120"}
 
 
 # --------------------------------------------------------------------------- synthetic reports
@@ -74,24 +70,9 @@ def _in_tmp(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def snr(monkeypatch, tmp_path):
-    """``snr(*args, code=0, input=None)``: run the real ``snr`` group in tmp_path; checks the exit code."""
-    main = snr_cli.main
-    if "compare" not in main.commands:   # registered by snrcli.cli; add them if a refactor dropped that
-        main.add_command(cli_compare.compare)
-        main.add_command(cli_compare.check)
-    monkeypatch.chdir(tmp_path)
-
-    def run(*args, code=0, input=None):
-        result = CliRunner(env=ENV).invoke(main, [str(a) for a in args], input=input, catch_exceptions=True)
-        assert result.exit_code == code, (f"snr {' '.join(map(str, args))}: exit {result.exit_code}, wanted {code}"
-                                          f"\n--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
-                                          f"\n{result.exception!r}")
-        if code in (0, 1):
-            assert result.exception is None or isinstance(result.exception, SystemExit)
-        return result
-
-    return run
+def snr(run_cli):
+    """``snr(*args, code=0, input=None)``: the real ``snr`` group in tmp_path (conftest's ``run_cli``)."""
+    return run_cli
 
 
 @pytest.fixture

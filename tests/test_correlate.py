@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from snrcli.correlate import Run, correlate_runs, pair_stats, partial_stats, rank_residuals
 from snrcli.errors import UsageError
@@ -68,25 +67,9 @@ def row(result, key: str) -> dict:
 
 
 @pytest.fixture
-def snr(tmp_path, monkeypatch):
-    """``snr(*args, code=0)``: the correlate command under the real error-handling group (SnrGroup)."""
-    from snrcli.cli import SnrGroup, main
-    from snrcli.cli_correlate import correlate
-
-    if "correlate" in main.commands:
-        group = main
-    else:
-        group = SnrGroup("snr")
-        group.add_command(correlate)
-    monkeypatch.chdir(tmp_path)
-
-    def run(*args, code=0):
-        res = CliRunner(env={"NO_COLOR": "1", "COLUMNS": "160"}).invoke(group, ["correlate", *map(str, args)])
-        if code is not None:
-            assert res.exit_code == code, f"exit {res.exit_code}\n{res.stdout}\n{res.stderr}\n{res.exception!r}"
-        return res
-
-    return run
+def snr(run_cli):
+    """``snr(*args, code=0)``: ``snr correlate ARGS`` through the real group (conftest's ``run_cli``)."""
+    return lambda *args, code=0: run_cli("correlate", *args, code=code)
 
 
 # --------------------------------------------------------------------------- the statistics, by hand
