@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.linalg
 
 
 def probabilities(scores: np.ndarray) -> np.ndarray:
@@ -35,6 +36,18 @@ def max_confidence_sum(scores: np.ndarray) -> float:
     return float(p.max(axis=-1).sum())
 
 
+def spectral_norm(w: np.ndarray) -> float:
+    """Largest singular value: the square root of the top eigenvalue of the smaller Gram matrix
+    (one symmetric eigenvalue instead of a full SVD)."""
+    if w.size == 0:
+        return 0.0
+    a = np.asarray(w, dtype=np.float64)
+    gram = a @ a.T if a.shape[0] <= a.shape[1] else a.T @ a
+    n = gram.shape[0]
+    top = scipy.linalg.eigvalsh(gram, subset_by_index=[n - 1, n - 1])[0]
+    return math.sqrt(max(float(top), 0.0))
+
+
 def weight_baselines(weights: list[np.ndarray]) -> dict[str, float | None]:
     """Sum of squared weights and log of the product of spectral norms over the layers (null when a
     weight is not finite or a norm is 0)."""
@@ -44,8 +57,8 @@ def weight_baselines(weights: list[np.ndarray]) -> dict[str, float | None]:
     logs = []
     for w in weights:
         try:
-            sigma = float(np.linalg.norm(w, ord=2)) if w.size else 0.0
-        except np.linalg.LinAlgError:
+            sigma = spectral_norm(w)
+        except (np.linalg.LinAlgError, ValueError):
             return {"sum_squared_weights": sq, "log_spectral_norm_product": None}
         logs.append(math.log(sigma) if sigma > 0 else -math.inf)
     total = float(sum(logs))
