@@ -358,7 +358,7 @@ def _build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_
         tool={"name": "snr", "version": __version__},
         model={"path": model_path, "sha256": file_sha256(model_path)},
         data={"path": data_path, "sha256": ds.sha256, "samples": ds.items, "arrays": ds.keys,
-              "dropped_nonfinite": ds.dropped_nonfinite},
+              "labels": ds.label_format, "dropped_nonfinite": ds.dropped_nonfinite},
         settings=recorded,
         layers=layers,
         skipped=[{"name": s.name, "op": s.op, "reason": s.reason} for s in info.skipped],

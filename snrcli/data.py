@@ -114,6 +114,7 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
     keys: dict[str, str] = field(default_factory=dict)  # model input -> array key
     preprocess: dict[str, Preprocess] = field(default_factory=dict)
+    label_format: str | None = None  # "class ids" or "one-hot"
 
 
 def _fmt_shape(dims) -> str:
@@ -393,8 +394,13 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
     if limit is not None:
         items = min(items, limit)
         matched = {k: v[:items] for k, v in matched.items()}
-    labels = _labels(np.asarray(arrays[lk])[:items] if limit is not None else np.asarray(arrays[lk]), items, lk) \
-        if lk is not None else None
+    labels, label_format = None, None
+    if lk is not None:
+        raw = np.asarray(arrays[lk])[:items] if limit is not None else np.asarray(arrays[lk])
+        labels = _labels(raw, items, lk)
+        label_format = "one-hot" if raw.ndim == 2 and raw.shape[1] > 1 else "class ids"
+        if label_format == "one-hot":
+            notes.append(f"labels {lk!r} are one-hot rows: the class of each item is the argmax of its row")
     bad = np.zeros(items, dtype=bool)
     narrow = []
     for inp in inputs:
@@ -423,7 +429,7 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
         raise DataError("the data set has one item: covariances need at least 2 items")
     return Dataset(path=str(path), sha256=file_sha256(p), arrays=matched, labels=labels, items=items,
                    per_item=bool(per_item), fixed_batch=fixed, dropped_nonfinite=dropped, notes=notes,
-                   keys=mapping, preprocess=plans)
+                   keys=mapping, preprocess=plans, label_format=label_format)
 
 
 def batches(ds: Dataset, inputs: list[GraphInput], batch_size: int, start: int = 0,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -330,3 +332,16 @@ def test_sharded_jobs_equal_a_single_pass(tmp_path):
     for a, b in zip(one.layers, two.layers):
         np.testing.assert_allclose(b.unit_S, a.unit_S, rtol=1e-9)
         np.testing.assert_array_equal(b.unit_r, a.unit_r)
+
+
+def test_one_hot_labels_are_said_and_recorded(tmp_path):
+    repo = Path(__file__).resolve().parents[1]
+    with np.load(repo / "sample_models/digits_test.npz") as z:
+        x, y = z["input"], z["labels"]
+    np.savez(tmp_path / "oh.npz", input=x, labels=np.eye(10)[y])
+    said: list[str] = []
+    one_hot = snrcli.analyze(repo / "sample_models/digits_mlp.onnx", tmp_path / "oh.npz", warn=said.append).to_dict()
+    ids = snrcli.analyze(repo / "sample_models/digits_mlp.onnx", repo / "sample_models/digits_test.npz").to_dict()
+    assert one_hot["data"]["labels"] == "one-hot" and ids["data"]["labels"] == "class ids"
+    assert one_hot["accuracy"] == ids["accuracy"] and one_hot["labelled"] == len(y)
+    assert any("one-hot" in s for s in said)
