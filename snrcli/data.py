@@ -6,6 +6,7 @@ model's declared inputs (names, dtypes, dims) but nothing else about ONNX.
 
 from __future__ import annotations
 
+import mmap
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -306,6 +307,24 @@ def _labels(raw: np.ndarray, items: int, key: str) -> np.ndarray:
     return raw.astype(np.int64)
 
 
+def release_rows(a, lo: int, hi: int) -> None:
+    """Tell the OS that rows [lo, hi) of a memory-mapped array were consumed, so their pages leave this
+    process's resident memory (reading a large file batch by batch then keeps memory flat)."""
+    if isinstance(a, NpzMember):
+        a = a._mmap
+    mm = getattr(a, "_mmap", None)
+    if mm is None or not hasattr(mm, "madvise") or not a.shape or hi <= lo:
+        return
+    row = a.strides[0]
+    start = a.offset % mmap.ALLOCATIONGRANULARITY + lo * row
+    stop = a.offset % mmap.ALLOCATIONGRANULARITY + hi * row
+    start -= start % mmap.PAGESIZE
+    try:
+        mm.madvise(mmap.MADV_DONTNEED, start, max(0, min(stop, len(mm)) - start))
+    except (OSError, ValueError):
+        pass
+
+
 def nonfinite_items(a: np.ndarray, limit: float | None = None, chunk: int = 4096) -> np.ndarray:
     """Boolean mask of items holding NaN or Inf, or values beyond ``limit`` in magnitude (the model's
     float range); chunked, so memory-mapped data stays on disk."""
@@ -318,6 +337,8 @@ def nonfinite_items(a: np.ndarray, limit: float | None = None, chunk: int = 4096
         if limit is not None:
             ok &= np.abs(block) <= limit
         bad[s:s + chunk] = ~ok.all(axis=1)
+        del block
+        release_rows(a, s, s + chunk)
     return bad
 
 
@@ -441,7 +462,8 @@ def batches(ds: Dataset, inputs: list[GraphInput], batch_size: int, start: int =
     dtypes = {i.name: i.np_dtype for i in inputs}
 
     def block(k: str, lo: int, hi: int) -> np.ndarray:
-        raw = np.asarray(ds.arrays[k][lo:hi])
+        raw = np.array(ds.arrays[k][lo:hi])  # a copy: the mapped pages can then be released
+        release_rows(ds.arrays[k], lo, hi)
         pre = ds.preprocess.get(k)
         if pre is not None:
             raw = pre.apply(raw)
