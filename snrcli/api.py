@@ -26,7 +26,7 @@ from .metrics import layer_figures, network_figures
 from .modelfile import file_sha256, load_model
 from .report import LayerResult, Report
 from .runner import Runner
-from .stats import LayerStats
+from .stats import LayerStats, needs_output
 
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_MIN_LEVEL = 0.01
@@ -40,7 +40,7 @@ def _needed(info: GraphInfo) -> list[str]:
     names: list[str] = []
     for L in info.layers:
         names.append(L.input)
-        if L.output_is_weighted_sum:
+        if needs_output(L):
             names.append(L.output)
         if L.gate:
             names.append(L.gate)
@@ -91,7 +91,7 @@ class Analysis:
             values = {k: drop_padding(v, fixed_batch, valid) for k, v in values.items()}
         for L, st in zip(self.info.layers, self.stats):
             try:
-                st.update(values[L.input], values[L.output] if L.output_is_weighted_sum else None,
+                st.update(values[L.input], values[L.output] if needs_output(L) else None,
                           values[L.gate] if L.gate else None)
             except RuntimeFailure:
                 raise

@@ -50,6 +50,8 @@ def unit_figures(w: np.ndarray, cov: np.ndarray, m: np.ndarray, a: np.ndarray,
 def why_undefined(w: np.ndarray, cov: np.ndarray, m: np.ndarray, a: np.ndarray,
                   kept: np.ndarray) -> list[str | None]:
     """Per unit, why its figures are undefined (None when defined); same arguments as ``unit_figures``."""
+    if not np.all(np.isfinite(m)):   # an input value overflowed: max m is inf and no input is kept
+        return ["non-finite statistics (overflow)"] * w.shape[0]
     if not kept.any():
         return ["no kept input"] * w.shape[0]
     mk, ak = m[kept], a[kept]

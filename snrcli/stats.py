@@ -1,9 +1,18 @@
 """Streamed, mergeable per-layer statistics (spec section 2).
 
-Everything is float64. Co-moments use sums shifted by a fixed reference (the
-first batch's means), so large means do not cancel and the result does not
-depend on how the data is split into batches beyond rounding. Every
+Co-moments use sums shifted by a fixed reference (the first batch's means), so
+large means do not cancel and the result does not depend on how the data is
+split into batches beyond rounding. float32 activations are multiplied in
+float32 blocks of at most ``BLOCK_ROWS`` samples whose results are summed in
+float64 (float64 activations stay float64); every other sum is float64. Every
 accumulator has ``merge`` so that shards of a data set can be combined.
+
+Three routes give the same cov(x_j, y_i) (y = W x, spec section 2):
+
+- ``gram`` (dense, P <= GRAM_RATIO * M): the shifted Gram matrix of x, times W^T
+  at the end; half a P x P product per sample, and the output is not read;
+- ``cross`` (dense, wider inputs): x^T y against the layer's output;
+- ``conv``: x^T y per kernel offset (``convstats``), like a weight gradient.
 """
 
 from __future__ import annotations
@@ -11,45 +20,141 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg.blas
 
+from .convstats import BLOCK_ROWS, ConvSums, blocked_product, channel_means, scratch, work_dtype
 from .errors import RuntimeFailure
 from .graph import Layer
-from .im2col import patches
 
-CHUNK_BYTES = 32 << 20  # float64 patch rows processed at once, per conv layer
+BUFFER_BYTES = 16 << 20   # float32 rows buffered per dense layer before they are multiplied
+GRAM_RATIO = 1.5   # dense layers with P <= 1.5 M inputs take the Gram route (a symmetric product costs ~P^2/2)
+
+
+def _rounded(v: np.ndarray, dt) -> np.ndarray:
+    """A shift exactly representable in the working dtype, so x - shift rounds once."""
+    return np.asarray(v, dtype=dt).astype(np.float64)
 
 
 class CoMoments:
-    """Shifted sums giving the population covariance between P inputs and M outputs."""
+    """Shifted sums giving the population covariance between P inputs and M outputs, for G groups.
 
-    def __init__(self, p: int, m: int):
+    ``gram=True``: the outputs are the inputs themselves (cov(x, x), P x P).
+    """
+
+    def __init__(self, p: int, m: int, groups: int = 1, gram: bool = False):
+        m = p if gram else m
+        self.gram = gram
         self.n = 0
-        self.shift_x = np.zeros(p)
-        self.shift_y = np.zeros(m)
-        self.sx = np.zeros(p)
-        self.sy = np.zeros(m)
-        self.sxy = np.zeros((p, m))
+        self.shift_x = np.zeros((groups, p))
+        self.shift_y = np.zeros((groups, m))
+        self.sx = np.zeros((groups, p))
+        self.sy = np.zeros((groups, m))
+        self.sxy = np.zeros((groups, p, m))
+        self._clear_pending()
 
-    def update(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Add samples: ``x`` (n, P) and ``y`` (n, M)."""
+    def _clear_pending(self) -> None:
+        self._xbuf: np.ndarray | None = None    # float32 shifted rows not yet multiplied
+        self._ybuf: np.ndarray | None = None
+        self._rows = 0
+        self._lower: np.ndarray | None = None   # Gram products of one triangle, not yet mirrored
+
+    def set_shift(self, shift_x: np.ndarray, shift_y: np.ndarray) -> None:
+        """Fix the reference point (only before the first sample)."""
+        assert self.n == 0
+        self.shift_x[...] = shift_x
+        self.shift_y[...] = shift_y
+
+    def update(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
+        """Add samples of one group: ``x`` (n, P) and ``y`` (n, M); ``y`` is omitted for a Gram accumulator.
+
+        float32 rows are buffered and multiplied ``BLOCK_ROWS`` at a time (or fewer for wide layers),
+        whatever the batch size: one large product costs much less than many small ones.
+        """
         if len(x) == 0:
             return
-        x = np.asarray(x, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
+        size = self.sxy[0].size
+        dt = work_dtype(size, x) if self.gram else work_dtype(size, x, y)
         if self.n == 0:
-            self.shift_x = x.mean(axis=0)
-            self.shift_y = y.mean(axis=0)
-        xs = x - self.shift_x
-        ys = y - self.shift_y
+            mx = _rounded(x.mean(axis=0, dtype=np.float64), dt)
+            self.set_shift(mx, mx if self.gram else _rounded(y.mean(axis=0, dtype=np.float64), dt))
         self.n += len(x)
-        self.sx += xs.sum(axis=0)
-        self.sy += ys.sum(axis=0)
-        self.sxy += xs.T @ ys
+        if dt == np.float64:
+            xs = np.subtract(x, self.shift_x[0], dtype=np.float64)
+            ys = xs if self.gram else np.subtract(y, self.shift_y[0], dtype=np.float64)
+            blocked_product(xs.T[None], None if self.gram else ys.T[None], self.sxy)
+            self.sx[0] += xs.sum(axis=0)
+            self.sy[0] += ys.sum(axis=0)
+            return
+        if self._xbuf is None:
+            width = x.shape[1] + (0 if self.gram else y.shape[1])
+            rows = int(min(BLOCK_ROWS, max(64, BUFFER_BYTES // (4 * width))))
+            self._xbuf = np.empty((rows, x.shape[1]), np.float32)
+            self._ybuf = None if self.gram else np.empty((rows, y.shape[1]), np.float32)
+        shift_x = self.shift_x[0].astype(np.float32)
+        shift_y = None if self.gram else self.shift_y[0].astype(np.float32)
+        lo = 0
+        while lo < len(x):
+            take = min(len(x) - lo, len(self._xbuf) - self._rows)
+            dest = slice(self._rows, self._rows + take)
+            xs = np.subtract(x[lo:lo + take], shift_x, out=self._xbuf[dest], casting="unsafe")
+            self.sx[0] += xs.sum(axis=0, dtype=np.float64)
+            if self.gram:
+                self.sy[0] += xs.sum(axis=0, dtype=np.float64)
+            else:
+                ys = np.subtract(y[lo:lo + take], shift_y, out=self._ybuf[dest], casting="unsafe")
+                self.sy[0] += ys.sum(axis=0, dtype=np.float64)
+            self._rows += take
+            lo += take
+            if self._rows == len(self._xbuf):
+                self._flush()
+
+    def _flush(self) -> None:
+        """Multiply the buffered rows (float32) and add the result to the float64 sums."""
+        rows, self._rows = self._rows, 0
+        if not rows:
+            return
+        xs = self._xbuf[:rows]
+        if not self.gram:
+            blocked_product(xs.T[None], self._ybuf[:rows].T[None], self.sxy)
+            return
+        # BLAS syrk: half the work of a general product. xs rows are C-contiguous, so xs.T is
+        # Fortran-ordered and read in place; syrk writes the upper triangle of tmp.T (Fortran order),
+        # the lower triangle of tmp, kept apart in _lower until _fold mirrors it.
+        p = xs.shape[1]
+        if self._lower is None:
+            self._lower = np.zeros((p, p))
+        tmp = scratch("product", (p, p), np.float32)
+        tmp.fill(0)
+        scipy.linalg.blas.ssyrk(1.0, xs.T, beta=0.0, c=tmp.T, trans=0, overwrite_c=1)
+        self._lower += tmp
+
+    def _fold(self) -> None:
+        """Multiply buffered rows and mirror pending Gram triangles into ``sxy`` (before reading it)."""
+        if self._rows:
+            self._flush()
+        if self._lower is not None:
+            low = self._lower
+            self.sxy[0] += low
+            self.sxy[0] += np.tril(low, -1).T
+        self._clear_pending()
+
+    def __getstate__(self):
+        self._fold()
+        return self.__dict__
+
+    def add_sums(self, n: int, sx: np.ndarray, sy: np.ndarray, sxy: np.ndarray) -> None:
+        """Add sums already taken about this accumulator's shifts."""
+        self.n += n
+        self.sx += sx
+        self.sy += sy
+        self.sxy += sxy
 
     def merge(self, other: "CoMoments") -> None:
         """Add another accumulator's samples (re-expressed about this one's shift)."""
         if other.n == 0:
             return
+        self._fold()
+        other._fold()
         if self.n == 0:
             self.__dict__.update({k: np.copy(v) if isinstance(v, np.ndarray) else v
                                   for k, v in other.__dict__.items()})
@@ -57,17 +162,32 @@ class CoMoments:
         dx = other.shift_x - self.shift_x
         dy = other.shift_y - self.shift_y
         n = other.n
-        self.sxy += other.sxy + np.outer(other.sx, dy) + np.outer(dx, other.sy) + n * np.outer(dx, dy)
+        self.sxy += (other.sxy + other.sx[:, :, None] * dy[:, None, :] + dx[:, :, None] * other.sy[:, None, :]
+                     + n * dx[:, :, None] * dy[:, None, :])
         self.sx += other.sx + n * dx
         self.sy += other.sy + n * dy
         self.n += n
 
     def cov(self) -> np.ndarray:
-        """Population covariance (divide by n), shape (P, M)."""
+        """Population covariance (divide by n), shape (G, P, M)."""
+        self._fold()
         if self.n == 0:
             return np.full(self.sxy.shape, np.nan)
         mx, my = self.sx / self.n, self.sy / self.n
-        return self.sxy / self.n - np.outer(mx, my)
+        return self.sxy / self.n - mx[:, :, None] * my[:, None, :]
+
+
+def route(layer: Layer) -> str:
+    """How a layer's co-moments are gathered: ``conv``, ``gram`` or ``cross`` (see the module text)."""
+    if layer.conv is not None:
+        return "conv"
+    return "gram" if layer.inputs <= GRAM_RATIO * layer.units else "cross"
+
+
+def needs_output(layer: Layer) -> bool:
+    """Whether the statistics read the layer's output tensor (not on the Gram route, nor when Gemm adds a
+    non-constant C to it: then y = W x is computed)."""
+    return route(layer) != "gram" and layer.output_is_weighted_sum
 
 
 def unit_matrix(t: np.ndarray, units: int, unit_axis: int) -> np.ndarray:
@@ -93,76 +213,102 @@ class LayerStats:
 
     def __init__(self, layer: Layer):
         self.layer = layer
+        self.route = route(layer)
         g = layer.group
-        self.groups = [CoMoments(layer.weight.shape[1], layer.units // g) for _ in range(g)]
+        self.acc = CoMoments(layer.weight.shape[1], layer.units // g, groups=g, gram=self.route == "gram")
         c = layer.in_channels
         self.channel_max = np.zeros(c)
         self.channel_nonzero = np.zeros(c, dtype=np.int64)
         self.channel_values = 0
         self.on = np.zeros(layer.units, dtype=np.int64)
         self.gate_samples = 0
+        self._conv = ConvSums(layer.conv, c, layer.units) if layer.conv else None
+        self._w32: np.ndarray | None = None
 
     @property
     def samples(self) -> int:
-        return self.groups[0].n
+        return self.acc.n
 
     def __getstate__(self):  # a shard sends statistics back, not the layer's weights
-        return {k: v for k, v in self.__dict__.items() if k != "layer"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("layer", "_conv", "_w32")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self.layer = None
+        self.layer, self._conv, self._w32 = None, None, None
 
     def update(self, x: np.ndarray, y: np.ndarray | None, gate: np.ndarray | None) -> None:
-        """Add one batch: the layer's input ``x``, its output ``y`` and its activity-gate tensor."""
+        """Add one batch: the layer's input ``x``, its output ``y`` (when ``needs_output``) and its
+        activity-gate tensor."""
         L = self.layer
         if L.conv is None:
             x2 = x.T if L.input_transposed else x.reshape(-1, x.shape[-1] if x.ndim else 1)
             if x2.shape[1] != L.inputs:
                 raise RuntimeFailure(f"layer {L.name!r}: input has {x2.shape[1]} features, weight expects {L.inputs}")
-            y2 = x2.astype(np.float64) @ L.weight.T if y is None else y.reshape(-1, L.units)
-            if len(y2) != len(x2):
-                raise RuntimeFailure(f"layer {L.name!r}: {len(x2)} input rows but {len(y2)} output rows")
-            self._channels(np.abs(x2).max(axis=0), np.count_nonzero(x2, axis=0), len(x2))
-            self.groups[0].update(x2, y2)
-            unit_axis, y_shape = -1, (y.shape if y is not None else y2.shape)
+            y2 = None
+            if self.route == "cross":
+                y2 = self._weighted_sum(x2) if y is None else y.reshape(-1, L.units)
+                if len(y2) != len(x2):
+                    raise RuntimeFailure(f"layer {L.name!r}: {len(x2)} input rows but {len(y2)} output rows")
+            if len(x2):
+                self._channels(np.maximum(x2.max(axis=0), -x2.min(axis=0)), np.count_nonzero(x2, axis=0), len(x2))
+            self.acc.update(x2, y2)
+            unit_axis, y_shape = -1, (len(x2), L.units) if L.input_transposed else x.shape[:-1] + (L.units,)
         else:
             if x.ndim != len(L.conv.kernel) + 2 or x.shape[1] != L.in_channels:
                 raise RuntimeFailure(f"layer {L.name!r}: input shape {x.shape} does not fit its weight")
-            axes = (0,) + tuple(range(2, x.ndim))
-            per_item = int(np.prod(x.shape[2:]))
-            self._channels(np.abs(x).max(axis=axes) if x.size else np.zeros(x.shape[1]),
-                           np.count_nonzero(x, axis=axes), x.shape[0] * per_item)
-            self._conv_comoments(x, y)
+            if y.ndim != x.ndim or y.shape[:2] != (x.shape[0], L.units):
+                raise RuntimeFailure(f"layer {L.name!r}: output shape {y.shape} does not fit input {x.shape}")
+            if x.shape[0]:
+                axes = (0,) + tuple(range(2, x.ndim))
+                self._channels(np.maximum(x.max(axis=axes), -x.min(axis=axes)), np.count_nonzero(x, axis=axes),
+                               x.shape[0] * int(np.prod(x.shape[2:])))
+                self._conv_comoments(x, y)
             unit_axis, y_shape = 1, y.shape
         if gate is not None:
-            g = gate_matrix(gate, y_shape, unit_axis, L.units)
-            self.on += np.count_nonzero(g > 0, axis=0)
-            self.gate_samples += len(g)
+            self._count_on(gate, tuple(y_shape), unit_axis)
+
+    def _weighted_sum(self, x2: np.ndarray) -> np.ndarray:
+        """y = x W^T, for a Gemm whose output also holds a non-constant C."""
+        if work_dtype(self.acc.sxy[0].size, x2) == np.float64:
+            return x2.astype(np.float64) @ self.layer.weight.T
+        if self._w32 is None:
+            self._w32 = np.ascontiguousarray(self.layer.weight.T, dtype=np.float32)
+        return x2.astype(np.float32, copy=False) @ self._w32
+
+    def _conv_comoments(self, x: np.ndarray, y: np.ndarray) -> None:
+        L, acc = self.layer, self.acc
+        if acc.n == 0:   # shifts: the first batch's channel and unit means; input rows ordered (k, c)
+            dt = work_dtype(acc.sxy[0].size, x, y)
+            g, k = L.group, L.kernel_size
+            shift_c = _rounded(channel_means(x), dt).reshape(g, 1, -1)
+            acc.set_shift(np.broadcast_to(shift_c, (g, k, shift_c.shape[2])).reshape(g, -1),
+                          _rounded(channel_means(y), dt).reshape(g, -1))
+        if self._conv is None:          # dropped by pickling
+            self._conv = ConvSums(L.conv, L.in_channels, L.units)
+        try:
+            self._conv.accumulate(x, y, acc)
+        except ValueError as e:
+            raise RuntimeFailure(f"layer {L.name!r}: {e}") from e
 
     def _channels(self, mx: np.ndarray, nz: np.ndarray, values: int) -> None:
         np.maximum(self.channel_max, mx, out=self.channel_max)
         self.channel_nonzero += nz
         self.channel_values += values
 
-    def _conv_comoments(self, x: np.ndarray, y: np.ndarray) -> None:
-        L = self.layer
-        g, units = L.group, L.units
-        out_positions = int(np.prod(y.shape[2:]))
-        row_bytes = max(1, out_positions * L.inputs * 8)
-        step = max(1, CHUNK_BYTES // row_bytes)
-        mg, pg = units // g, L.weight.shape[1]
-        for start in range(0, x.shape[0], step):
-            xp = patches(x[start:start + step], L.conv)
-            yp = unit_matrix(y[start:start + step], units, 1)
-            if len(xp) != len(yp):
-                raise RuntimeFailure(f"layer {L.name!r}: {len(xp)} patches but {len(yp)} output positions")
-            for k, acc in enumerate(self.groups):
-                acc.update(xp[:, k * pg:(k + 1) * pg], yp[:, k * mg:(k + 1) * mg])
+    def _count_on(self, gate: np.ndarray, y_shape: tuple[int, ...], unit_axis: int) -> None:
+        units = self.layer.units
+        if gate.shape == y_shape and gate.ndim:
+            axis = unit_axis % gate.ndim
+            axes = tuple(i for i in range(gate.ndim) if i != axis)
+            self.on += np.count_nonzero(gate > 0, axis=axes) if axes else (gate > 0)
+            self.gate_samples += gate.size // max(1, units)
+            return
+        g = gate_matrix(gate, y_shape, unit_axis, units)
+        self.on += np.count_nonzero(g > 0, axis=0)
+        self.gate_samples += len(g)
 
     def merge(self, other: "LayerStats") -> None:
-        for a, b in zip(self.groups, other.groups):
-            a.merge(b)
+        self.acc.merge(other.acc)
         np.maximum(self.channel_max, other.channel_max, out=self.channel_max)
         self.channel_nonzero += other.channel_nonzero
         self.channel_values += other.channel_values
@@ -177,8 +323,13 @@ class LayerStats:
             r = np.ones(L.units)
         else:
             r = self.on / self.gate_samples if self.gate_samples else np.zeros(L.units)
-        return FinishedStats(cov=[acc.cov() for acc in self.groups], m=self.channel_max.copy(), a=a,
-                             r=r, samples=self.samples)
+        cov = self.acc.cov()
+        if self.acc.gram:                 # cov(x, y) = cov(x, x) W^T
+            cov = cov[0:1] @ L.weight.T
+        elif L.conv is not None:          # input rows (k, c) -> (c, k), the order of W.reshape(M, -1)
+            g, k = L.group, L.kernel_size
+            cov = cov.reshape(g, k, -1, cov.shape[2]).transpose(0, 2, 1, 3).reshape(cov.shape)
+        return FinishedStats(cov=list(cov), m=self.channel_max.copy(), a=a, r=r, samples=self.samples)
 
 
 @dataclass

@@ -239,6 +239,15 @@ def conv_reference_patches(x: np.ndarray, kernel, strides, dilations, pads_begin
     return np.array(rows, dtype=x.dtype).reshape(b * int(np.prod(out_shape)), c * int(np.prod(kernel)))
 
 
+def patches(x: np.ndarray, geom) -> np.ndarray:
+    """The patch matrix of a conv (``ConvGeometry``): rows (b, o...), columns (c, k...), padding 0."""
+    from snrcli.convgeom import output_shape, resolve_pads
+
+    pads = resolve_pads(geom, x.shape[2:])
+    return conv_reference_patches(x, geom.kernel, geom.strides, geom.dilations, [p[0] for p in pads],
+                                  output_shape(geom, x.shape[2:]))
+
+
 def layer(report, index: int) -> dict:
     """The report dict of layer ``index`` (1-based)."""
     d = report.to_dict() if hasattr(report, "to_dict") else report

@@ -18,7 +18,9 @@ FIGURES = ("S_mean", "G_mean", "S_mean_unweighted", "G_mean_unweighted", "activi
            "G_mean_centred")
 
 
-def assert_same_report(a: dict, b: dict, rtol: float = 1e-9) -> None:
+def assert_same_report(a: dict, b: dict, rtol: float = 1e-6) -> None:
+    """Equal up to rounding: large layers multiply float32 activations in float32 blocks (summed in float64),
+    and shards start their blocks at other rows, so figures agree to float32 rounding, not float64's."""
     assert [L["samples"] for L in a["layers"]] == [L["samples"] for L in b["layers"]]
     assert [L["inputs_kept"] for L in a["layers"]] == [L["inputs_kept"] for L in b["layers"]]
     for La, Lb in zip(a["layers"], b["layers"]):

@@ -1,0 +1,180 @@
+"""A conv layer's co-moment sums, computed like its weight gradient (spec sections 1-2).
+
+A conv sample is one (item, output position) pair; its inputs are the patch
+elements ``j = (c, k)`` (channel, kernel offset), padding read as 0. Instead of
+materialising the patch matrix, the sums are taken one kernel offset at a time:
+for offset ``k`` the inputs of every sample form a strided view of the (padded)
+input, so ``sum_samples x_(c,k) y_i`` is one matrix product of that view,
+laid out (C, samples), with the output laid out (samples, M): the product that
+backpropagation computes for the weight gradient, in the same number of
+operations as the forward conv.
+
+Sums are shifted (``x - s_c`` per input channel, ``y - t_i`` per unit) so large
+means do not cancel. The padded buffer holds 0 where the input is padding, not
+``0 - s_c``; the missing ``-s_c`` terms are added back exactly from the sums of
+``y - t`` over the output positions where offset ``k`` reads padding.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+
+import numpy as np
+
+from .convgeom import output_shape, resolve_pads
+from .graph import ConvGeometry
+
+CHUNK_BYTES = 32 << 20   # input, output and patch buffers of the items processed at once, per conv layer
+BLOCK_ROWS = 4096        # samples per float32 product; each block's result is added in float64
+FLOAT32_MIN_SIZE = 1 << 9   # float32 products only for co-moment matrices of at least this many entries
+
+
+def work_dtype(size: int, *arrays: np.ndarray) -> type:
+    """The dtype of the products for a co-moment matrix of ``size`` entries: float32 (blocked, each block
+    summed in float64) for float32/float16 activations and matrices big enough for it to matter;
+    float64 otherwise (small layers cost little either way and keep float64's exactness)."""
+    small = all(a.dtype in (np.float32, np.float16) for a in arrays)
+    return np.float32 if small and size >= FLOAT32_MIN_SIZE else np.float64
+
+
+def blocked_product(a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> None:
+    """``out += a @ b.T`` in float64, ``a`` (G, P, L) and ``b`` (G, M, L) (``b=None``: ``a`` itself,
+    a Gram matrix); float32 operands are multiplied ``BLOCK_ROWS`` samples at a time."""
+    L = a.shape[-1]
+    step = BLOCK_ROWS if a.dtype == np.float32 else max(L, 1)
+    g = out.shape[0]
+    tmp = scratch("product", out.shape, a.dtype)
+    for lo in range(0, L, step):
+        ab = a[..., lo:lo + step]
+        bb = ab if b is None else b[..., lo:lo + step]
+        if g == 1:
+            np.matmul(ab[0], bb[0].T, out=tmp[0])       # a symmetric (BLAS syrk) product when bb is ab
+        elif ab.shape[1] == 1 and bb.shape[1] == 1:       # depthwise: one dot product per group
+            np.einsum("gl,gl->g", ab[:, 0], bb[:, 0], out=tmp[:, 0, 0])
+        else:
+            np.matmul(ab, bb.transpose(0, 2, 1), out=tmp)
+        out += tmp
+
+
+def channel_means(x: np.ndarray) -> np.ndarray:
+    """Per-channel mean of (items, C, *spatial) in float64."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    return x.mean(axis=axes, dtype=np.float64)
+
+
+_local = threading.local()
+
+
+def scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A reusable buffer of this thread (contents undefined). Fresh large arrays cost a page fault per
+    4 kB page on first touch, which made each temporary as slow as the products themselves."""
+    pool = _local.__dict__.setdefault("pool", {})
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    buf = pool.get(name)
+    if buf is None or buf.nbytes < nbytes:
+        buf = pool[name] = np.empty(max(nbytes, 1), dtype=np.uint8)
+    return buf[:nbytes].view(dtype).reshape(shape)
+
+
+def release_scratch() -> None:
+    """Free this thread's buffers (at the end of a run)."""
+    _local.__dict__.pop("pool", None)
+
+
+def _borders(pads, spatial):
+    """Index tuples of the padding slabs of a padded array, one pair per spatial axis."""
+    for axis, ((b, e), size) in enumerate(zip(pads, spatial)):
+        before = (slice(None),) * axis
+        if b:
+            yield before + (slice(0, b),)
+        if e:
+            yield before + (slice(b + size, None),)
+
+
+class ConvSums:
+    """Adds one conv layer's batches to its co-moment sums: ``sx`` (G, K*Cg), ``sy`` (G, Mg) and ``sxy``
+    (G, K*Cg, Mg), input rows ordered (k, c) (``stats`` reorders them to (c, k) when finishing)."""
+
+    def __init__(self, geom: ConvGeometry, in_channels: int, units: int):
+        self.geom = geom
+        self.c, self.m, self.g = in_channels, units, geom.group
+        self.k = int(np.prod(geom.kernel))
+        self._plans: dict = {}
+
+    def accumulate(self, x: np.ndarray, y: np.ndarray, acc) -> None:
+        """Add every sample of ``x`` (items, C, *spatial) and ``y`` (items, M, *out) to ``acc`` (a
+        ``stats.CoMoments`` of G groups whose input rows are ordered (k, c), with its shifts set)."""
+        c, m, g, k = self.c, self.m, self.g, self.k
+        spatial, out = tuple(x.shape[2:]), tuple(y.shape[2:])
+        if output_shape(self.geom, spatial) != out:
+            raise ValueError(f"conv output {out} does not match input {spatial} and the layer's geometry")
+        pads, padded, views, pad_masks = self._plan(spatial, out)
+        cg, mg = c // g, m // g
+        dt = work_dtype(cg * k * mg, x, y)
+        shift_x = acc.shift_x.reshape(g, k, cg)[:, 0, :].ravel()     # one shift per input channel
+        shift_y = acc.shift_y.ravel()
+        sx = np.zeros((c, k))
+        sy = np.zeros(m)
+        pad_y = np.zeros((k, m))         # sum of (y - t) over samples where offset k reads padding
+        positions = math.prod(out)
+        item_bytes = (c * math.prod(padded) + (m + k * c) * positions) * np.dtype(dt).itemsize
+        step = max(1, CHUNK_BYTES // max(1, item_bytes))
+        everything = (slice(None), slice(None))
+        inside = everything + tuple(slice(b, b + s) for (b, _), s in zip(pads, spatial))
+        sx_shift = shift_x.astype(dt).reshape((c,) + (1,) * (1 + len(spatial)))
+        sy_shift = shift_y.astype(dt).reshape((m,) + (1,) * (1 + len(out)))
+        for lo in range(0, x.shape[0], step):
+            xc, yc = x[lo:lo + step], y[lo:lo + step]
+            b = xc.shape[0]
+            xt = scratch("xt", (c, b) + padded, dt)                          # x - s, padding 0
+            for border in _borders(pads, spatial):
+                xt[everything + border] = 0
+            np.subtract(np.moveaxis(xc, 1, 0), sx_shift, out=xt[inside], casting="unsafe")
+            yt = scratch("yt", (m, b) + out, dt)                             # y - t
+            np.subtract(np.moveaxis(yc, 1, 0), sy_shift, out=yt, casting="unsafe")
+            cols = scratch("cols", (g, k, cg, b) + out, dt)                  # patches, one row per (k, c)
+            for j, view in enumerate(views):
+                np.copyto(cols[:, j], xt[everything + view].reshape((g, cg, b) + out))
+            blocked_product(cols.reshape(g, k * cg, b * positions), yt.reshape(g, mg, b * positions), acc.sxy)
+            y_pos = yt.reshape(m, b, positions).sum(axis=1, dtype=np.float64)   # (M, positions)
+            sy += y_pos.sum(axis=1)
+            if pad_masks is not None:
+                pad_y += pad_masks @ y_pos.T
+            x_pos = xt.sum(axis=1, dtype=np.float64)                          # (C, *padded)
+            for j, view in enumerate(views):
+                sx[:, j] += x_pos[(slice(None),) + view].reshape(c, -1).sum(axis=1)
+        if pad_masks is not None:     # x - s on padding is -s, not the 0 the buffer holds
+            sxy = acc.sxy.reshape(g, k, cg, mg)
+            s_g = shift_x.reshape(g, cg, 1)
+            pad_g = pad_y.reshape(k, g, 1, mg)
+            for j in range(k):
+                sxy[:, j] -= s_g * pad_g[j]
+            sx -= shift_x[:, None] * (x.shape[0] * pad_masks.sum(axis=1))[None, :]
+        acc.sx += sx.reshape(g, cg, k).transpose(0, 2, 1).reshape(g, k * cg)
+        acc.sy += sy.reshape(g, mg)
+        acc.n += x.shape[0] * positions
+
+    def _plan(self, spatial: tuple[int, ...], out: tuple[int, ...]):
+        """Padding, padded shape, one strided view per kernel offset, and a (K, positions) 0/1 matrix
+        of the output positions at which each offset reads padding (None when none does)."""
+        key = (spatial, out)
+        if key not in self._plans:
+            geom = self.geom
+            pads = resolve_pads(geom, spatial)
+            padded = tuple(s + b + e for s, (b, e) in zip(spatial, pads))
+            offsets = list(itertools.product(*[range(kk) for kk in geom.kernel]))
+            views = [tuple(slice(o * d, o * d + s * (n - 1) + 1, s)
+                           for o, d, s, n in zip(off, geom.dilations, geom.strides, out)) for off in offsets]
+            masks = []
+            for view in views:
+                mask = np.zeros(out, dtype=bool)
+                for axis, ((b, _), size, sl) in enumerate(zip(pads, spatial, view)):
+                    pos = np.arange(sl.start, sl.stop, sl.step) - b
+                    outside = (pos < 0) | (pos >= size)
+                    mask |= outside.reshape((-1,) + (1,) * (len(out) - axis - 1))
+                masks.append(mask.ravel())
+            pad_masks = np.array(masks, dtype=np.float64) if any(mk.any() for mk in masks) else None
+            self._plans[key] = (pads, padded, views, pad_masks)
+        return self._plans[key]
