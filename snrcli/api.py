@@ -21,6 +21,7 @@ from . import __version__
 from .data import batches, data_keys, load_data
 from .errors import DataError, ModelError, NoLayerError, RuntimeFailure
 from .baselines import max_confidence_sum, weight_baselines
+from .convstats import release_scratch
 from .graph import GraphInfo, Layer, discover
 from .metrics import layer_figures, network_figures
 from .modelfile import file_sha256, load_model
@@ -225,15 +226,18 @@ def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: 
 
 
 def _stream(runner, analysis, ds, info, settings, start, stop, labels, progress) -> None:
-    for feeds, valid, lo in batches(ds, info.inputs, settings.batch_size, start, stop):
-        try:
-            outputs = runner.run(feeds)
-            analysis.update(feeds, outputs, valid, None if labels is None else labels[lo:lo + valid],
-                            ds.fixed_batch)
-        except RuntimeFailure as e:
-            raise RuntimeFailure(f"items {lo}-{lo + valid - 1}: {e}") from e
-        if progress:
-            progress(valid)
+    try:
+        for feeds, valid, lo in batches(ds, info.inputs, settings.batch_size, start, stop):
+            try:
+                outputs = runner.run(feeds)
+                analysis.update(feeds, outputs, valid, None if labels is None else labels[lo:lo + valid],
+                                ds.fixed_batch)
+            except RuntimeFailure as e:
+                raise RuntimeFailure(f"items {lo}-{lo + valid - 1}: {e}") from e
+            if progress:
+                progress(valid)
+    finally:
+        release_scratch()
 
 
 def run_shard(model_path: str, data_path: str, settings: Settings, start: int, stop: int) -> Analysis:

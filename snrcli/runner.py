@@ -46,8 +46,8 @@ class Runner:
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         so.log_severity_level = 4  # onnxruntime's own log lines stay off stderr; its errors reach us as exceptions
-        # The statistics run on worker threads beside onnxruntime: its idle threads must sleep, not
-        # spin-wait through them (on 2 cores spinning made the statistics up to twice as slow).
+        # onnxruntime and the statistics take turns on the same cores: onnxruntime's idle threads must
+        # sleep, not spin into the statistics' time (see also OPENBLAS_THREAD_TIMEOUT in __init__).
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             so.intra_op_num_threads = int(threads)
@@ -64,8 +64,9 @@ class Runner:
                              f"(available: {', '.join(available_providers())})")
         self._tmp = None
         try:
-            if aug.ByteSize() < PROTOBUF_LIMIT:
-                self.session = ort.InferenceSession(aug.SerializeToString(), so, providers=wanted)
+            serialized = _serialize(aug)
+            if serialized is not None:
+                self.session = ort.InferenceSession(serialized, so, providers=wanted)
             else:  # > 2 GB: save with external data in a private temporary folder
                 self._tmp = tempfile.TemporaryDirectory(prefix="snr-")
                 path = os.path.join(self._tmp.name, "model.onnx")
@@ -88,6 +89,18 @@ class Runner:
         except Exception as e:
             raise RuntimeFailure(f"onnxruntime failed while running the model: {_one_line(e)}") from e
         return dict(zip(self.output_names, values))
+
+
+def _serialize(model: onnx.ModelProto) -> bytes | None:
+    """The model as bytes, or None past protobuf's 2 GB limit (``ByteSize`` alone costs as much as
+    serialising, so the weights' sizes decide when they are clearly small)."""
+    weights = sum(len(t.raw_data) for t in model.graph.initializer)
+    if weights < PROTOBUF_LIMIT // 2:
+        try:
+            return model.SerializeToString()
+        except ValueError:   # other tensor encodings can still pass the limit
+            return None
+    return model.SerializeToString() if model.ByteSize() < PROTOBUF_LIMIT else None
 
 
 def _uses_bfloat16(model: onnx.ModelProto) -> bool:
