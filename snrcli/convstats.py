@@ -58,6 +58,15 @@ def blocked_product(a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> Non
         out += tmp
 
 
+def sum_middle(a: np.ndarray) -> np.ndarray:
+    """Sums over the middle axis of (R, n, P), in float64. float32 input is summed by a BLAS product with
+    ones (six times faster than a float64 reduction), so n should be a chunk of items, not a data set."""
+    if a.dtype != np.float32:
+        return a.sum(axis=1, dtype=np.float64)
+    ones = np.ones((1, a.shape[1]), dtype=np.float32)
+    return np.matmul(ones, a)[:, 0].astype(np.float64)
+
+
 def channel_means(x: np.ndarray) -> np.ndarray:
     """Per-channel mean of (items, C, *spatial) in float64."""
     axes = (0,) + tuple(range(2, x.ndim))
@@ -138,11 +147,11 @@ class ConvSums:
             for j, view in enumerate(views):
                 np.copyto(cols[:, j], xt[everything + view].reshape((g, cg, b) + out))
             blocked_product(cols.reshape(g, k * cg, b * positions), yt.reshape(g, mg, b * positions), acc.sxy)
-            y_pos = yt.reshape(m, b, positions).sum(axis=1, dtype=np.float64)   # (M, positions)
+            y_pos = sum_middle(yt.reshape(m, b, positions))                   # (M, positions)
             sy += y_pos.sum(axis=1)
             if pad_masks is not None:
                 pad_y += pad_masks @ y_pos.T
-            x_pos = xt.sum(axis=1, dtype=np.float64)                          # (C, *padded)
+            x_pos = sum_middle(xt.reshape(c, b, -1)).reshape((c,) + padded)   # (C, *padded)
             for j, view in enumerate(views):
                 sx[:, j] += x_pos[(slice(None),) + view].reshape(c, -1).sum(axis=1)
         if pad_masks is not None:     # x - s on padding is -s, not the 0 the buffer holds

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg.blas
 
-from .convstats import BLOCK_ROWS, ConvSums, blocked_product, channel_means, scratch, work_dtype
+from .convstats import BLOCK_ROWS, ConvSums, blocked_product, channel_means, scratch, sum_middle, work_dtype
 from .errors import RuntimeFailure
 from .graph import Layer
 
@@ -97,12 +97,13 @@ class CoMoments:
             take = min(len(x) - lo, len(self._xbuf) - self._rows)
             dest = slice(self._rows, self._rows + take)
             xs = np.subtract(x[lo:lo + take], shift_x, out=self._xbuf[dest], casting="unsafe")
-            self.sx[0] += xs.sum(axis=0, dtype=np.float64)
+            sx = sum_middle(xs[None])[0]
+            self.sx[0] += sx
             if self.gram:
-                self.sy[0] += xs.sum(axis=0, dtype=np.float64)
+                self.sy[0] += sx
             else:
                 ys = np.subtract(y[lo:lo + take], shift_y, out=self._ybuf[dest], casting="unsafe")
-                self.sy[0] += ys.sum(axis=0, dtype=np.float64)
+                self.sy[0] += sum_middle(ys[None])[0]
             self._rows += take
             lo += take
             if self._rows == len(self._xbuf):
