@@ -49,11 +49,28 @@ def _status_kb(field: str) -> int:
     return 0
 
 
+def _use_snrcli_from(folder: str) -> None:
+    """Import the ``snrcli`` package in ``folder`` instead of the installed one (an editable install's
+    import hook would otherwise win over PYTHONPATH)."""
+    import importlib.util
+
+    pkg = os.path.join(folder, "snrcli")
+    spec = importlib.util.spec_from_file_location("snrcli", os.path.join(pkg, "__init__.py"),
+                                                  submodule_search_locations=[pkg])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["snrcli"] = module
+    spec.loader.exec_module(module)
+
+
 def child(mode: str, model: str, data: str, batch: int) -> dict:
+    if os.environ.get("SNR_BENCH_SNRCLI"):
+        _use_snrcli_from(os.environ["SNR_BENCH_SNRCLI"])
+    import snrcli.api  # noqa: F401 - first, as the CLI does (it sets OpenBLAS's idle policy); before the clock
+
     import numpy as np
     import onnxruntime as ort
 
-    import snrcli.api  # noqa: F401 - imported before the clock starts, like the ort side's imports
+    where = os.path.dirname(os.path.dirname(snrcli.api.__file__))
 
     start_kb = _status_kb("VmRSS")
     t0 = time.perf_counter()
@@ -74,15 +91,18 @@ def child(mode: str, model: str, data: str, batch: int) -> dict:
         d = report.to_dict()
         extra = {"G_total": d["network"]["G_total"], "S_means": [L["S_mean"] for L in d["layers"]]}
     wall = time.perf_counter() - t0
-    return {"mode": mode, "wall_s": wall, "peak_rss_mb": _status_kb("VmHWM") / 1024,
+    return {"mode": mode, "wall_s": wall, "peak_rss_mb": _status_kb("VmHWM") / 1024, "snrcli": where,
             "start_rss_mb": start_kb / 1024, "end_rss_file_mb": _status_kb("RssFile") / 1024, **extra}
 
 
 # ----------------------------------------------------------------------------- driver side
 
-def run_child(mode: str, model: Path, data: Path, batch: int, timeout: float = 900) -> dict:
+def run_child(mode: str, model: Path, data: Path, batch: int, timeout: float = 900, snr_path: str | None = None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, str(model), str(data), str(batch)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    env = dict(os.environ)
+    if snr_path and mode == "snr":   # another copy of the snrcli package (a before/after comparison)
+        env["SNR_BENCH_SNRCLI"] = str(Path(snr_path).resolve())
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"{mode} run failed ({out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -116,6 +136,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=None, help="timing runs per side (default 3, 1 with --quick)")
     ap.add_argument("--no-rss10", action="store_true", help="skip the 10x-data RSS run")
     ap.add_argument("--keep", metavar="DIR", help="build models and data here and keep them")
+    ap.add_argument("--snr-path", metavar="DIR", help="import snrcli from DIR in the snr runs (compare versions)")
     args = ap.parse_args(argv)
     if args.child:
         mode, model, data, batch = args.child
@@ -145,8 +166,8 @@ def main(argv=None) -> int:
             ort_runs, snr_runs = [], []
             for _ in range(repeat):  # interleaved, so load from other users hits both sides alike
                 ort_runs.append(run_child("ort", model, data[1], w.batch))
-                snr_runs.append(run_child("snr", model, data[1], w.batch))
-            big = run_child("snr", model, data[10], w.batch) if 10 in data else None
+                snr_runs.append(run_child("snr", model, data[1], w.batch, snr_path=args.snr_path))
+            big = run_child("snr", model, data[10], w.batch, snr_path=args.snr_path) if 10 in data else None
             t_ort = statistics.median(r["wall_s"] for r in ort_runs)
             t_snr = statistics.median(r["wall_s"] for r in snr_runs)
             rss1 = max(r["peak_rss_mb"] for r in snr_runs)
@@ -176,7 +197,8 @@ def main(argv=None) -> int:
                      "-" if r["rss10_growth"] is None else f"{100 * r['rss10_growth']:+.1f}%"])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)] if rows else [len(h) for h in head]
     print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; python {info['python']}, "
-          f"numpy {info['numpy']}, onnxruntime {info['onnxruntime']}; median of {repeat} run(s)")
+          f"numpy {info['numpy']}, onnxruntime {info['onnxruntime']}; median of {repeat} run(s)"
+          + (f"; snrcli from {args.snr_path}" if args.snr_path else ""))
     print(fmt_row(head, widths))
     print(fmt_row(["-" * w for w in widths], widths))
     for row in rows:

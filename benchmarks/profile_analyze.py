@@ -14,10 +14,10 @@ import cProfile
 import pstats
 import time
 
+from snrcli.api import analyze  # first, as the CLI does (it sets OpenBLAS's idle policy)
+
 import numpy as np
 import onnxruntime as ort
-
-from snrcli.api import analyze
 
 
 def plain(model: str, data: str, batch: int, limit: int | None) -> float:

@@ -156,10 +156,10 @@ class Workload:
 
 WORKLOADS = [
     Workload("digits", "(a) sample digits MLP 64-32-16-10", "dense", None, (1, 8, 8), 540, 540),
-    Workload("mlp", "(b) paper MLP 784-1024-1000-10", "dense", paper_mlp, (784,), 10000, 1024),
-    Workload("cnn5", "(c) 5-layer CNN 32x32x3", "conv", cnn5, (3, 32, 32), 2000, 256),
-    Workload("resnet18", "(d) ResNet-18 64x64x3", "conv", resnet18, (3, 64, 64), 384, 64, batch=64),
-    Workload("transformer", "(e) transformer MLP T=128 F=256", "dense", transformer_mlp, (128, 256), 256, 32,
+    Workload("mlp", "(b) paper MLP 784-1024-1000-10", "dense", paper_mlp, (784,), 60000, 2048),
+    Workload("cnn5", "(c) 5-layer CNN 32x32x3", "conv", cnn5, (3, 32, 32), 5000, 512),
+    Workload("resnet18", "(d) ResNet-18 64x64x3", "conv", resnet18, (3, 64, 64), 512, 64, batch=64),
+    Workload("transformer", "(e) transformer MLP T=128 F=256", "dense", transformer_mlp, (128, 256), 1024, 64,
              batch=32),
     Workload("cnn64", "(f) larger CNN 4x conv64 32x32", "conv", cnn_wide, (3, 32, 32), 1000, 128, batch=128),
 ]
