@@ -307,6 +307,9 @@ def _labels(raw: np.ndarray, items: int, key: str) -> np.ndarray:
     return raw.astype(np.int64)
 
 
+RELEASE_MARGIN = 1 << 20
+
+
 def release_rows(a, lo: int, hi: int) -> None:
     """Tell the OS that rows [lo, hi) of a memory-mapped array were consumed, so their pages leave this
     process's resident memory (reading a large file batch by batch then keeps memory flat)."""
@@ -316,7 +319,9 @@ def release_rows(a, lo: int, hi: int) -> None:
     if mm is None or not hasattr(mm, "madvise") or not a.shape or hi <= lo:
         return
     row = a.strides[0]
-    start = a.offset % mmap.ALLOCATIONGRANULARITY + lo * row
+    # from 1 MB before the rows: the kernel's fault-around maps pages near each fault, including pages
+    # of rows already released (measured: without the margin 3% of a 1.9 GB file stayed resident)
+    start = max(0, a.offset % mmap.ALLOCATIONGRANULARITY + lo * row - RELEASE_MARGIN)
     stop = a.offset % mmap.ALLOCATIONGRANULARITY + hi * row
     start -= start % mmap.PAGESIZE
     try:
@@ -325,12 +330,14 @@ def release_rows(a, lo: int, hi: int) -> None:
         pass
 
 
-def nonfinite_items(a: np.ndarray, limit: float | None = None, chunk: int = 4096) -> np.ndarray:
+def nonfinite_items(a: np.ndarray, limit: float | None = None, chunk_bytes: int = 16 << 20) -> np.ndarray:
     """Boolean mask of items holding NaN or Inf, or values beyond ``limit`` in magnitude (the model's
-    float range); chunked, so memory-mapped data stays on disk."""
+    float range); read in chunks of about ``chunk_bytes``, so memory-mapped data stays on disk."""
     bad = np.zeros(len(a), dtype=bool)
     if a.dtype.kind not in "fciu" or (a.dtype.kind in "iu" and limit is None):
         return bad
+    item_bytes = a.dtype.itemsize * int(np.prod(a.shape[1:]))
+    chunk = max(1, chunk_bytes // max(1, item_bytes))
     for s in range(0, len(a), chunk):
         block = np.asarray(a[s:s + chunk]).reshape(min(chunk, len(a) - s), -1)
         ok = np.isfinite(block) if a.dtype.kind in "fc" else np.ones(block.shape, dtype=bool)
