@@ -19,7 +19,7 @@ import onnxruntime as ort
 
 from . import __version__
 from .data import batches, data_keys, load_data
-from .errors import DataError, ModelError, NoLayerError, RuntimeFailure
+from .errors import DataError, ModelError, NoLayerError, RuntimeFailure, UsageError
 from .baselines import max_confidence_sum, weight_baselines
 from .convstats import release_scratch
 from .graph import GraphInfo, Layer, discover
@@ -32,6 +32,8 @@ from .stats import LayerStats, needs_output
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_MIN_LEVEL = 0.01
 DEFAULT_MIN_ACTIVITY = 0.01
+PRECISIONS = ("mixed", "float64")   # products of float32 activations: float32 blocks summed in float64, or float64
+DEFAULT_PRECISION = "mixed"
 
 Progress = Callable[[int, int], None]
 Warn = Callable[[str], None]
@@ -69,9 +71,9 @@ class Analysis:
     Pickles without the graph (``info``): a shard sends back statistics only.
     """
 
-    def __init__(self, info: GraphInfo):
+    def __init__(self, info: GraphInfo, exact: bool = False):
         self.info = info
-        self.stats = [LayerStats(L) for L in info.layers]
+        self.stats = [LayerStats(L, exact=exact) for L in info.layers]
         self.correct = 0
         self.labelled = 0
         self.confidence_sum = 0.0
@@ -160,6 +162,7 @@ class Settings:
     providers: tuple[str, ...] | None = None
     threads: int | None = None
     custom_op_library: str | None = None
+    precision: str = DEFAULT_PRECISION
 
     def data_kwargs(self) -> dict[str, Any]:
         return dict(input_key=self.input_key, label_key=self.label_key, limit=self.limit,
@@ -217,7 +220,7 @@ def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: 
     """Stream items [start, stop) through onnxruntime into a fresh ``Analysis``."""
     runner = Runner(proto, _needed(info), providers=list(settings.providers) if settings.providers else None,
                     threads=settings.threads, custom_op_library=settings.custom_op_library)
-    analysis = Analysis(info)
+    analysis = Analysis(info, exact=settings.precision == "float64")
     analysis.providers = runner.providers
     labels = ds.labels
     with np.errstate(all="ignore"):  # overflow becomes null figures with a reason, not warnings
@@ -260,14 +263,15 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
             input_key: str | None = None, label_key: str | None = None, output: str | None = None,
             drop_nonfinite: bool = False, scale=None, mean=None, std=None, layout: str | None = None,
             providers: list[str] | None = None, threads: int | None = None,
-            custom_op_library: str | None = None, jobs: int = 1,
+            custom_op_library: str | None = None, precision: str = DEFAULT_PRECISION, jobs: int = 1,
             scheduler: str | None = None, progress: Progress | None = None, warn: Warn | None = None,
             command: str | None = None) -> Report:
     """Analyse ``model`` on ``data`` and return the ``snr-report/1`` report (spec sections 1-9).
 
     ``jobs`` > 1 shards the items over worker processes; ``scheduler`` (an address, or
-    ``local:N``) runs the shards on a Dask cluster. Raises ``SnrError`` subclasses for
-    problems the user can fix.
+    ``local:N``) runs the shards on a Dask cluster. ``precision="float64"`` multiplies float32
+    activations in float64 too (default ``"mixed"``: float32 blocks of at most 4096 samples, summed
+    in float64). Raises ``SnrError`` subclasses for problems the user can fix.
     """
     settings = Settings(batch_size=batch_size, limit=limit, min_level=min_level, min_activity=min_activity,
                         centre_classifier=centre_classifier, input_key=input_key, label_key=label_key,
@@ -275,7 +279,9 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
                         scale=tuple(scale) if scale else None, mean=tuple(mean) if mean else None,
                         std=tuple(std) if std else None, layout=layout,
                         providers=tuple(providers) if providers else None, threads=threads,
-                        custom_op_library=custom_op_library)
+                        custom_op_library=custom_op_library, precision=precision)
+    if precision not in PRECISIONS:
+        raise UsageError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     warnings: list[str] = []
 
     def note(msg: str) -> None:

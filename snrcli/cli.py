@@ -105,7 +105,7 @@ def common_flags(f: Callable) -> Callable:
 
 def analysis_options(f: Callable) -> Callable:
     """The settings of an analysis, shared by every command that can analyse a model on the fly."""
-    from .api import DEFAULT_BATCH_SIZE, DEFAULT_MIN_ACTIVITY, DEFAULT_MIN_LEVEL
+    from .api import DEFAULT_BATCH_SIZE, DEFAULT_MIN_ACTIVITY, DEFAULT_MIN_LEVEL, DEFAULT_PRECISION, PRECISIONS
 
     opts = [
         click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
@@ -142,6 +142,9 @@ def analysis_options(f: Callable) -> Callable:
                      help="onnxruntime intra-op threads (default: onnxruntime's choice)."),
         click.option("--custom-op-library", type=click.Path(dir_okay=False, exists=True), default=None,
                      help="Load this onnxruntime custom-op library (never loaded unless named here)."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default=DEFAULT_PRECISION, show_default=True,
+                     help="Products of float32 activations: float32 blocks summed in float64 (mixed), or "
+                          "float64 throughout (slower statistics, for checking)."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -176,7 +179,8 @@ def analysis_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
                 mean=_floats(kw.pop("mean_"), "--mean"), std=_floats(kw.pop("std"), "--std"),
                 layout=kw.pop("layout"), jobs=kw.pop("jobs"), scheduler=kw.pop("scheduler"),
                 providers=[p.strip() for p in providers.split(",") if p.strip()] if providers else None,
-                threads=kw.pop("threads"), custom_op_library=kw.pop("custom_op_library"))
+                threads=kw.pop("threads"), custom_op_library=kw.pop("custom_op_library"),
+                precision=kw.pop("precision"))
 
 
 def run_analysis(model: str, data: str, settings: dict[str, Any]):

@@ -31,12 +31,13 @@ BLOCK_ROWS = 4096        # samples per float32 product; each block's result is a
 FLOAT32_MIN_SIZE = 1 << 9   # float32 products only for co-moment matrices of at least this many entries
 
 
-def work_dtype(size: int, *arrays: np.ndarray) -> type:
+def work_dtype(size: int, *arrays: np.ndarray, exact: bool = False) -> type:
     """The dtype of the products for a co-moment matrix of ``size`` entries: float32 (blocked, each block
     summed in float64) for float32/float16 activations and matrices big enough for it to matter;
-    float64 otherwise (small layers cost little either way and keep float64's exactness)."""
+    float64 otherwise (small layers cost little either way and keep float64's exactness), or always
+    when ``exact`` (``--precision float64``)."""
     small = all(a.dtype in (np.float32, np.float16) for a in arrays)
-    return np.float32 if small and size >= FLOAT32_MIN_SIZE else np.float64
+    return np.float32 if small and size >= FLOAT32_MIN_SIZE and not exact else np.float64
 
 
 def blocked_product(a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> None:
@@ -121,7 +122,7 @@ class ConvSums:
             raise ValueError(f"conv output {out} does not match input {spatial} and the layer's geometry")
         pads, padded, views, pad_masks = self._plan(spatial, out)
         cg, mg = c // g, m // g
-        dt = work_dtype(cg * k * mg, x, y)
+        dt = work_dtype(cg * k * mg, x, y, exact=acc.exact)
         shift_x = acc.shift_x.reshape(g, k, cg)[:, 0, :].ravel()     # one shift per input channel
         shift_y = acc.shift_y.ravel()
         sx = np.zeros((c, k))

@@ -38,12 +38,14 @@ def _rounded(v: np.ndarray, dt) -> np.ndarray:
 class CoMoments:
     """Shifted sums giving the population covariance between P inputs and M outputs, for G groups.
 
-    ``gram=True``: the outputs are the inputs themselves (cov(x, x), P x P).
+    ``gram=True``: the outputs are the inputs themselves (cov(x, x), P x P); ``exact=True``: float64
+    products whatever the activations' dtype (``--precision float64``).
     """
 
-    def __init__(self, p: int, m: int, groups: int = 1, gram: bool = False):
+    def __init__(self, p: int, m: int, groups: int = 1, gram: bool = False, exact: bool = False):
         m = p if gram else m
         self.gram = gram
+        self.exact = exact
         self.n = 0
         self.shift_x = np.zeros((groups, p))
         self.shift_y = np.zeros((groups, m))
@@ -73,7 +75,7 @@ class CoMoments:
         if len(x) == 0:
             return
         size = self.sxy[0].size
-        dt = work_dtype(size, x) if self.gram else work_dtype(size, x, y)
+        dt = work_dtype(size, x, exact=self.exact) if self.gram else work_dtype(size, x, y, exact=self.exact)
         if self.n == 0:
             mx = _rounded(x.mean(axis=0, dtype=np.float64), dt)
             self.set_shift(mx, mx if self.gram else _rounded(y.mean(axis=0, dtype=np.float64), dt))
@@ -212,11 +214,12 @@ def gate_matrix(gate: np.ndarray, y_shape: tuple[int, ...], unit_axis: int, unit
 class LayerStats:
     """Everything section 2 needs for one layer, gathered batch by batch."""
 
-    def __init__(self, layer: Layer):
+    def __init__(self, layer: Layer, exact: bool = False):
         self.layer = layer
         self.route = route(layer)
         g = layer.group
-        self.acc = CoMoments(layer.weight.shape[1], layer.units // g, groups=g, gram=self.route == "gram")
+        self.acc = CoMoments(layer.weight.shape[1], layer.units // g, groups=g, gram=self.route == "gram",
+                             exact=exact)
         c = layer.in_channels
         self.channel_max = np.zeros(c)
         self.channel_nonzero = np.zeros(c, dtype=np.int64)
@@ -270,7 +273,7 @@ class LayerStats:
 
     def _weighted_sum(self, x2: np.ndarray) -> np.ndarray:
         """y = x W^T, for a Gemm whose output also holds a non-constant C."""
-        if work_dtype(self.acc.sxy[0].size, x2) == np.float64:
+        if work_dtype(self.acc.sxy[0].size, x2, exact=self.acc.exact) == np.float64:
             return x2.astype(np.float64) @ self.layer.weight.T
         if self._w32 is None:
             self._w32 = np.ascontiguousarray(self.layer.weight.T, dtype=np.float32)
@@ -279,7 +282,7 @@ class LayerStats:
     def _conv_comoments(self, x: np.ndarray, y: np.ndarray) -> None:
         L, acc = self.layer, self.acc
         if acc.n == 0:   # shifts: the first batch's channel and unit means; input rows ordered (k, c)
-            dt = work_dtype(acc.sxy[0].size, x, y)
+            dt = work_dtype(acc.sxy[0].size, x, y, exact=acc.exact)
             g, k = L.group, L.kernel_size
             shift_c = _rounded(channel_means(x), dt).reshape(g, 1, -1)
             acc.set_shift(np.broadcast_to(shift_c, (g, k, shift_c.shape[2])).reshape(g, -1),

@@ -163,3 +163,41 @@ def test_gram_route_needs_no_output_and_matches_the_cross_route_on_a_wide_classi
     assert stats.route(layer) == "gram"
     np.testing.assert_allclose(feed(layer, x, None).finish().cov[0], got, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- --precision, end to end
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+CNN = REPO / "sample_models" / "digits_cnn.onnx"
+DIGITS = REPO / "sample_models" / "digits_test.npz"
+FIGURES = ("S_mean", "G_mean", "S_mean_unweighted", "G_mean_unweighted", "S_mean_centred", "G_mean_centred")
+
+
+def test_precision_float64_and_mixed_agree_on_the_sample_cnn(run_cli):
+    import json
+
+    runs = {}
+    for precision in ("mixed", "float64"):
+        r = run_cli("analyze", CNN, "--data", DIGITS, "--json", "--precision", precision)
+        runs[precision] = json.loads(r.stdout)
+        assert runs[precision]["settings"]["precision"] == precision
+    mixed, exact = runs["mixed"], runs["float64"]
+    # some layer has co-moment matrices large enough for the float32 route (inputs per unit x units per group)
+    assert any(L["weight_shape"][1] * L["units"] // L["group"] >= convstats.FLOAT32_MIN_SIZE for L in mixed["layers"])
+    for a, b in zip(mixed["layers"], exact["layers"]):
+        assert a["inputs_kept"] == b["inputs_kept"] and a["undefined_units"] == b["undefined_units"]
+        for key in FIGURES:
+            assert (a[key] is None) == (b[key] is None), key
+            if a[key] is not None:
+                assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), (a["name"], key)
+    assert mixed["network"]["G_total"] == pytest.approx(exact["network"]["G_total"], rel=1e-5)
+
+
+def test_unknown_precision_is_a_usage_error(run_cli):
+    r = run_cli("analyze", CNN, "--data", DIGITS, "--precision", "float16", code=2)
+    assert "float16" in r.stderr and "Traceback" not in r.stderr
+    from snrcli.errors import UsageError
+    import snrcli
+
+    with pytest.raises(UsageError, match="precision 'float16'"):
+        snrcli.analyze(CNN, DIGITS, precision="float16")
