@@ -113,41 +113,53 @@ class ConvSums:
         self.k = int(np.prod(geom.kernel))
         self._plans: dict = {}
 
-    def accumulate(self, x: np.ndarray, y: np.ndarray, acc) -> None:
+    def accumulate(self, x: np.ndarray, y: np.ndarray | None, acc) -> None:
         """Add every sample of ``x`` (items, C, *spatial) and ``y`` (items, M, *out) to ``acc`` (a
-        ``stats.CoMoments`` of G groups whose input rows are ordered (k, c), with its shifts set)."""
+        ``stats.CoMoments`` of G groups whose input rows are ordered (k, c), with its shifts set).
+        ``y=None``: a Gram accumulator (the patches against themselves)."""
         c, m, g, k = self.c, self.m, self.g, self.k
-        spatial, out = tuple(x.shape[2:]), tuple(y.shape[2:])
-        if output_shape(self.geom, spatial) != out:
-            raise ValueError(f"conv output {out} does not match input {spatial} and the layer's geometry")
+        gram = y is None
+        spatial = tuple(x.shape[2:])
+        out = output_shape(self.geom, spatial)
+        if not gram and tuple(y.shape[2:]) != out:
+            raise ValueError(f"conv output {tuple(y.shape[2:])} does not match input {spatial} and the layer's geometry")
         pads, padded, views, pad_masks = self._plan(spatial, out)
         cg, mg = c // g, m // g
-        dt = work_dtype(cg * k * mg, x, y, exact=acc.exact)
+        dt = work_dtype(acc.sxy[0].size, *([x] if gram else [x, y]), exact=acc.exact)
         shift_x = acc.shift_x.reshape(g, k, cg)[:, 0, :].ravel()     # one shift per input channel
-        shift_y = acc.shift_y.ravel()
+        p = k * cg
+        rows = p + (k + 1 if gram else 0)   # Gram: + one padding indicator per offset + a row of ones
+        ext = np.zeros((g, rows, rows)) if gram else None
         sx = np.zeros((c, k))
         sy = np.zeros(m)
         pad_y = np.zeros((k, m))         # sum of (y - t) over samples where offset k reads padding
         positions = math.prod(out)
-        item_bytes = (c * math.prod(padded) + (m + k * c) * positions) * np.dtype(dt).itemsize
+        item_bytes = (c * math.prod(padded) + ((0 if gram else m) + g * rows) * positions) * np.dtype(dt).itemsize
         step = max(1, CHUNK_BYTES // max(1, item_bytes))
         everything = (slice(None), slice(None))
         inside = everything + tuple(slice(b, b + s) for (b, _), s in zip(pads, spatial))
         sx_shift = shift_x.astype(dt).reshape((c,) + (1,) * (1 + len(spatial)))
-        sy_shift = shift_y.astype(dt).reshape((m,) + (1,) * (1 + len(out)))
         for lo in range(0, x.shape[0], step):
-            xc, yc = x[lo:lo + step], y[lo:lo + step]
+            xc = x[lo:lo + step]
             b = xc.shape[0]
             xt = scratch("xt", (c, b) + padded, dt)                          # x - s, padding 0
             for border in _borders(pads, spatial):
                 xt[everything + border] = 0
             np.subtract(np.moveaxis(xc, 1, 0), sx_shift, out=xt[inside], casting="unsafe")
-            yt = scratch("yt", (m, b) + out, dt)                             # y - t
-            np.subtract(np.moveaxis(yc, 1, 0), sy_shift, out=yt, casting="unsafe")
-            cols = scratch("cols", (g, k, cg, b) + out, dt)                  # patches, one row per (k, c)
+            cols = scratch("cols", (g, rows, b * positions), dt)             # patches, one row per (k, c)
+            patches = cols[:, :p].reshape((g, k, cg, b) + out)
             for j, view in enumerate(views):
-                np.copyto(cols[:, j], xt[everything + view].reshape((g, cg, b) + out))
-            blocked_product(cols.reshape(g, k * cg, b * positions), yt.reshape(g, mg, b * positions), acc.sxy)
+                np.copyto(patches[:, j], xt[everything + view].reshape((g, cg, b) + out))
+            if gram:
+                extra = cols[:, p:].reshape(g, k + 1, b, positions)
+                extra[:, :k] = 0 if pad_masks is None else pad_masks[:, None, :]
+                extra[:, k] = 1
+                blocked_product(cols, None, ext)
+                continue
+            yt = scratch("yt", (m, b) + out, dt)                             # y - t
+            np.subtract(np.moveaxis(y[lo:lo + step], 1, 0), acc.shift_y.astype(dt).reshape((m,) + (1,) * (1 + len(out))),
+                        out=yt, casting="unsafe")
+            blocked_product(cols, yt.reshape(g, mg, b * positions), acc.sxy)
             y_pos = sum_middle(yt.reshape(m, b, positions))                   # (M, positions)
             sy += y_pos.sum(axis=1)
             if pad_masks is not None:
@@ -155,6 +167,10 @@ class ConvSums:
             x_pos = sum_middle(xt.reshape(c, b, -1)).reshape((c,) + padded)   # (C, *padded)
             for j, view in enumerate(views):
                 sx[:, j] += x_pos[(slice(None),) + view].reshape(c, -1).sum(axis=1)
+        acc.n += x.shape[0] * positions
+        if gram:
+            self._add_gram(ext, shift_x, acc)
+            return
         if pad_masks is not None:     # x - s on padding is -s, not the 0 the buffer holds
             sxy = acc.sxy.reshape(g, k, cg, mg)
             s_g = shift_x.reshape(g, cg, 1)
@@ -164,7 +180,23 @@ class ConvSums:
             sx -= shift_x[:, None] * (x.shape[0] * pad_masks.sum(axis=1))[None, :]
         acc.sx += sx.reshape(g, cg, k).transpose(0, 2, 1).reshape(g, k * cg)
         acc.sy += sy.reshape(g, mg)
-        acc.n += x.shape[0] * positions
+
+    def _add_gram(self, ext: np.ndarray, shift_x: np.ndarray, acc) -> None:
+        """Shifted Gram sums from the products of [patches; padding indicators; ones]: with
+        u_j = v_j - s_j p_j (v: the buffer, 0 on padding; p_j: 1 where j reads padding),
+        sum u_j u_j' = V - s_j' A[j, k(j')] - s_j A[j', k(j)] + s_j s_j' Q[k(j), k(j')]."""
+        g, k = self.g, self.k
+        cg = self.c // g
+        p = k * cg
+        v, a, q = ext[:, :p, :p], ext[:, :p, p:p + k], ext[:, p:p + k, p:p + k]
+        k_of = np.repeat(np.arange(k), cg)                  # rows are ordered (k, c)
+        s = np.tile(shift_x.reshape(g, cg), (1, k))         # s_j, (G, P)
+        a_j = a[:, :, k_of]                                 # A[j, k(j')]
+        acc.sxy += (v - s[:, None, :] * a_j - s[:, :, None] * a_j.transpose(0, 2, 1)
+                    + s[:, :, None] * s[:, None, :] * q[:, k_of][:, :, k_of])
+        su = ext[:, :p, p + k] - s * ext[:, p:p + k, p + k][:, k_of]
+        acc.sx += su
+        acc.sy += su
 
     def _plan(self, spatial: tuple[int, ...], out: tuple[int, ...]):
         """Padding, padded shape, one strided view per kernel offset, and a (K, positions) 0/1 matrix

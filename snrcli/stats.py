@@ -7,11 +7,13 @@ float32 blocks of at most ``BLOCK_ROWS`` samples whose results are summed in
 float64 (float64 activations stay float64); every other sum is float64. Every
 accumulator has ``merge`` so that shards of a data set can be combined.
 
-Three routes give the same cov(x_j, y_i) (y = W x, spec section 2):
+Four routes give the same cov(x_j, y_i) (y = W x, spec section 2):
 
-- ``gram`` (dense, P <= GRAM_RATIO * M): the shifted Gram matrix of x, times W^T
-  at the end; half a P x P product per sample, and the output is not read;
+- ``gram`` (dense, P <= GRAM_RATIO * M inputs per unit): the shifted Gram matrix
+  of x, times W^T at the end; half a P x P product per sample, output not read;
 - ``cross`` (dense, wider inputs): x^T y against the layer's output;
+- ``conv-gram`` (conv, P <= GRAM_RATIO * M per group, e.g. a first layer on 3
+  channels): the Gram matrix of the patches, output not read (``convstats``);
 - ``conv``: x^T y per kernel offset (``convstats``), like a weight gradient.
 """
 
@@ -23,6 +25,7 @@ import numpy as np
 import scipy.linalg.blas
 
 from .convstats import BLOCK_ROWS, ConvSums, blocked_product, channel_means, scratch, sum_middle, work_dtype
+from .convgeom import output_shape
 from .errors import RuntimeFailure
 from .graph import Layer
 
@@ -181,16 +184,19 @@ class CoMoments:
 
 
 def route(layer: Layer) -> str:
-    """How a layer's co-moments are gathered: ``conv``, ``gram`` or ``cross`` (see the module text)."""
+    """How a layer's co-moments are gathered: ``gram``, ``cross``, ``conv-gram`` or ``conv`` (see the
+    module text): the Gram route when the inputs per unit are at most GRAM_RATIO x the units (per group)."""
+    per_unit, units = layer.weight.shape[1], layer.units // layer.group
+    gram = per_unit <= GRAM_RATIO * units
     if layer.conv is not None:
-        return "conv"
-    return "gram" if layer.inputs <= GRAM_RATIO * layer.units else "cross"
+        return "conv-gram" if gram else "conv"
+    return "gram" if gram else "cross"
 
 
 def needs_output(layer: Layer) -> bool:
     """Whether the statistics read the layer's output tensor (not on the Gram route, nor when Gemm adds a
     non-constant C to it: then y = W x is computed)."""
-    return route(layer) != "gram" and layer.output_is_weighted_sum
+    return route(layer) in ("cross", "conv") and layer.output_is_weighted_sum
 
 
 def unit_matrix(t: np.ndarray, units: int, unit_axis: int) -> np.ndarray:
@@ -218,8 +224,8 @@ class LayerStats:
         self.layer = layer
         self.route = route(layer)
         g = layer.group
-        self.acc = CoMoments(layer.weight.shape[1], layer.units // g, groups=g, gram=self.route == "gram",
-                             exact=exact)
+        self.acc = CoMoments(layer.weight.shape[1], layer.units // g, groups=g,
+                             gram=self.route in ("gram", "conv-gram"), exact=exact)
         c = layer.in_channels
         self.channel_max = np.zeros(c)
         self.channel_nonzero = np.zeros(c, dtype=np.int64)
@@ -260,14 +266,17 @@ class LayerStats:
         else:
             if x.ndim != len(L.conv.kernel) + 2 or x.shape[1] != L.in_channels:
                 raise RuntimeFailure(f"layer {L.name!r}: input shape {x.shape} does not fit its weight")
-            if y.ndim != x.ndim or y.shape[:2] != (x.shape[0], L.units):
+            y_shape = (x.shape[0], L.units) + output_shape(L.conv, x.shape[2:])
+            if self.route == "conv-gram":
+                y = None                  # cov(x, y) = cov(x, x) W^T: the output is not read
+            elif y.shape != y_shape:
                 raise RuntimeFailure(f"layer {L.name!r}: output shape {y.shape} does not fit input {x.shape}")
             if x.shape[0]:
                 axes = (0,) + tuple(range(2, x.ndim))
                 self._channels(np.maximum(x.max(axis=axes), -x.min(axis=axes)), np.count_nonzero(x, axis=axes),
                                x.shape[0] * int(np.prod(x.shape[2:])))
                 self._conv_comoments(x, y)
-            unit_axis, y_shape = 1, y.shape
+            unit_axis = 1
         if gate is not None:
             self._count_on(gate, tuple(y_shape), unit_axis)
 
@@ -279,14 +288,14 @@ class LayerStats:
             self._w32 = np.ascontiguousarray(self.layer.weight.T, dtype=np.float32)
         return x2.astype(np.float32, copy=False) @ self._w32
 
-    def _conv_comoments(self, x: np.ndarray, y: np.ndarray) -> None:
+    def _conv_comoments(self, x: np.ndarray, y: np.ndarray | None) -> None:
         L, acc = self.layer, self.acc
         if acc.n == 0:   # shifts: the first batch's channel and unit means; input rows ordered (k, c)
-            dt = work_dtype(acc.sxy[0].size, x, y, exact=acc.exact)
+            dt = work_dtype(acc.sxy[0].size, *([x] if y is None else [x, y]), exact=acc.exact)
             g, k = L.group, L.kernel_size
             shift_c = _rounded(channel_means(x), dt).reshape(g, 1, -1)
-            acc.set_shift(np.broadcast_to(shift_c, (g, k, shift_c.shape[2])).reshape(g, -1),
-                          _rounded(channel_means(y), dt).reshape(g, -1))
+            shift_x = np.broadcast_to(shift_c, (g, k, shift_c.shape[2])).reshape(g, -1)
+            acc.set_shift(shift_x, shift_x if y is None else _rounded(channel_means(y), dt).reshape(g, -1))
         if self._conv is None:          # dropped by pickling
             self._conv = ConvSums(L.conv, L.in_channels, L.units)
         try:
@@ -328,11 +337,15 @@ class LayerStats:
         else:
             r = self.on / self.gate_samples if self.gate_samples else np.zeros(L.units)
         cov = self.acc.cov()
-        if self.acc.gram:                 # cov(x, y) = cov(x, x) W^T
-            cov = cov[0:1] @ L.weight.T
-        elif L.conv is not None:          # input rows (k, c) -> (c, k), the order of W.reshape(M, -1)
+        if L.conv is not None:            # input rows (k, c) -> (c, k), the order of W.reshape(M, -1)
             g, k = L.group, L.kernel_size
             cov = cov.reshape(g, k, -1, cov.shape[2]).transpose(0, 2, 1, 3).reshape(cov.shape)
+            if self.acc.gram:             # ... and the columns too
+                p = cov.shape[1]
+                cov = cov.reshape(g, p, k, -1).transpose(0, 1, 3, 2).reshape(g, p, p)
+        if self.acc.gram:                 # cov(x, y) = cov(x, x) W^T, per group
+            w = L.weight.reshape(L.group, -1, L.weight.shape[1])
+            cov = cov @ w.transpose(0, 2, 1)
         return FinishedStats(cov=list(cov), m=self.channel_max.copy(), a=a, r=r, samples=self.samples)
 
 

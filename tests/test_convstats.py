@@ -48,7 +48,12 @@ def conv_case(shape, g, units, dtype, offset, seed=0):
     layer = Layer(index=1, name="conv", op="Conv", input="x", output="y", weight=w.reshape(units, -1), conv=g)
     x = (rng.random(shape) * 2 + offset).astype(dtype)
     x[rng.random(shape) < 0.3] = 0                       # zeros, as after a ReLU
-    y = (rng.normal(size=(shape[0], units) + output_shape(g, shape[2:])) + 3 * offset).astype(dtype)
+    out = output_shape(g, shape[2:])
+    p = patches(x.astype(np.float64), g)                 # y = W x + b, the conv itself
+    mg, per = units // g.group, layer.weight.shape[1]
+    yy = np.concatenate([p[:, k * per:(k + 1) * per] @ layer.weight[k * mg:(k + 1) * mg].T
+                         for k in range(g.group)], axis=1) + 3 * offset
+    y = np.moveaxis(yy.reshape((shape[0],) + out + (units,)), -1, 1).astype(dtype)
     return layer, x, y
 
 
@@ -70,11 +75,15 @@ def feed(layer, x, y, cuts=None) -> LayerStats:
 
 @pytest.mark.parametrize("shape, g, units", CASES, ids=IDS)
 @pytest.mark.parametrize("offset", [0.0, 1000.0])
-def test_conv_float64_sums_equal_the_patch_covariance(monkeypatch, shape, g, units, offset):
+@pytest.mark.parametrize("gram", [False, True], ids=["conv", "conv-gram"])
+def test_conv_float64_sums_equal_the_patch_covariance(monkeypatch, shape, g, units, offset, gram):
+    monkeypatch.setattr(stats, "GRAM_RATIO", 1e9 if gram else 0.0)
     monkeypatch.setattr(convstats, "CHUNK_BYTES", 1)      # one item per chunk
     monkeypatch.setattr(convstats, "BLOCK_ROWS", 7)       # (float64 ignores blocks, but must stay exact)
     layer, x, y = conv_case(shape, g, units, np.float64, offset)
-    fin = feed(layer, x, y, [0, 1, len(x)]).finish()
+    st = feed(layer, x, y, [0, 1, len(x)])
+    assert st.route == ("conv-gram" if gram else "conv") and stats.needs_output(layer) != gram
+    fin = st.finish()
     for got, want in zip(fin.cov, reference_cov(layer, x, y)):
         np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-9)
     assert fin.samples == len(x) * int(np.prod(y.shape[2:]))
@@ -82,7 +91,9 @@ def test_conv_float64_sums_equal_the_patch_covariance(monkeypatch, shape, g, uni
 
 @pytest.mark.parametrize("shape, g, units", CASES, ids=IDS)
 @pytest.mark.parametrize("offset", [0.0, 1000.0])
-def test_conv_float32_products_have_float32_accuracy(monkeypatch, shape, g, units, offset):
+@pytest.mark.parametrize("gram", [False, True], ids=["conv", "conv-gram"])
+def test_conv_float32_products_have_float32_accuracy(monkeypatch, shape, g, units, offset, gram):
+    monkeypatch.setattr(stats, "GRAM_RATIO", 1e9 if gram else 0.0)
     monkeypatch.setattr(convstats, "FLOAT32_MIN_SIZE", 0)
     monkeypatch.setattr(convstats, "BLOCK_ROWS", 16)      # several blocks per chunk
     layer, x, y = conv_case(shape, g, units, np.float32, offset)
