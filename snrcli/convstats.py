@@ -51,7 +51,7 @@ def blocked_product(a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> Non
         ab = a[..., lo:lo + step]
         bb = ab if b is None else b[..., lo:lo + step]
         if g == 1:
-            np.matmul(ab[0], bb[0].T, out=tmp[0])       # a symmetric (BLAS syrk) product when bb is ab
+            np.matmul(ab[0], bb[0].T, out=tmp[0])
         elif ab.shape[1] == 1 and bb.shape[1] == 1:       # depthwise: one dot product per group
             np.einsum("gl,gl->g", ab[:, 0], bb[:, 0], out=tmp[:, 0, 0])
         else:

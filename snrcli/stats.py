@@ -30,7 +30,7 @@ from .errors import RuntimeFailure
 from .graph import Layer
 
 BUFFER_BYTES = 16 << 20   # float32 rows buffered per dense layer before they are multiplied
-GRAM_RATIO = 1.5   # dense layers with P <= 1.5 M inputs take the Gram route (a symmetric product costs ~P^2/2)
+GRAM_RATIO = 1.5   # layers with P <= 1.5 M inputs per unit (per group) take a Gram route
 
 
 def _rounded(v: np.ndarray, dt) -> np.ndarray:
@@ -147,13 +147,6 @@ class CoMoments:
     def __getstate__(self):
         self._fold()
         return self.__dict__
-
-    def add_sums(self, n: int, sx: np.ndarray, sy: np.ndarray, sxy: np.ndarray) -> None:
-        """Add sums already taken about this accumulator's shifts."""
-        self.n += n
-        self.sx += sx
-        self.sy += sy
-        self.sxy += sxy
 
     def merge(self, other: "CoMoments") -> None:
         """Add another accumulator's samples (re-expressed about this one's shift)."""
