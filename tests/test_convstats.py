@@ -38,6 +38,11 @@ CASES = [
     ((2, 4, 6, 5), geom([2, 3], [1, 2], None, None, "SAME_LOWER", group=2), 2),
     ((4, 3, 5, 5), geom([1, 1]), 4),                                               # 1x1: no copy
     ((2, 2, 8, 8), geom([7, 7], [2, 2], None, [3, 3, 3, 3]), 3),                  # a ResNet stem
+    ((2, 3, 12, 12), geom([3, 3], pads=[1, 1, 1, 1]), 4),
+    ((2, 2, 12, 14), geom([3, 3], None, [2, 1], [2, 1, 2, 1]), 3),
+    ((2, 3, 20), geom([3], pads=[1, 2]), 2),
+    ((1, 2, 3, 20, 20), geom([3, 3, 3], pads=[1] * 6), 2),
+    ((2, 4, 12, 12), geom([3, 3], pads=[1, 1, 1, 1], group=2), 4),
 ]
 IDS = [f"{len(s) - 2}d-g{g.group}-{i}" for i, (s, g, _) in enumerate(CASES)]
 
