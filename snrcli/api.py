@@ -21,10 +21,10 @@ from . import __version__
 from .data import batches, data_keys, load_data
 from .errors import DataError, ModelError, NoLayerError, RuntimeFailure, UsageError
 from .baselines import max_confidence_sum, weight_baselines
-from .convstats import release_scratch
 from .graph import GraphInfo, Layer, discover
 from .metrics import layer_figures, network_figures
 from .modelfile import file_sha256, load_model
+from .products import release_scratch
 from .report import LayerResult, Report
 from .runner import Runner
 from .stats import LayerStats, needs_output

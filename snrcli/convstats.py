@@ -13,84 +13,30 @@ Sums are shifted (``x - s_c`` per input channel, ``y - t_i`` per unit) so large
 means do not cancel. The padded buffer holds 0 where the input is padding, not
 ``0 - s_c``; the missing ``-s_c`` terms are added back exactly from the sums of
 ``y - t`` over the output positions where offset ``k`` reads padding.
+
+A Gram accumulator (``y=None``: layers with few inputs per unit) multiplies the
+patches with themselves instead, extended by one padding-indicator row per
+offset and a row of ones, from which the shifted sums follow exactly.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import threading
 
 import numpy as np
 
 from .convgeom import output_shape, resolve_pads
 from .graph import ConvGeometry
+from .products import blocked_product, scratch, sum_middle, work_dtype
 
 CHUNK_BYTES = 32 << 20   # input, output and patch buffers of the items processed at once, per conv layer
-BLOCK_ROWS = 4096        # samples per float32 product; each block's result is added in float64
-FLOAT32_MIN_SIZE = 1 << 9   # float32 products only for co-moment matrices of at least this many entries
-
-
-def work_dtype(size: int, *arrays: np.ndarray, exact: bool = False) -> type:
-    """The dtype of the products for a co-moment matrix of ``size`` entries: float32 (blocked, each block
-    summed in float64) for float32/float16 activations and matrices big enough for it to matter;
-    float64 otherwise (small layers cost little either way and keep float64's exactness), or always
-    when ``exact`` (``--precision float64``)."""
-    small = all(a.dtype in (np.float32, np.float16) for a in arrays)
-    return np.float32 if small and size >= FLOAT32_MIN_SIZE and not exact else np.float64
-
-
-def blocked_product(a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> None:
-    """``out += a @ b.T`` in float64, ``a`` (G, P, L) and ``b`` (G, M, L) (``b=None``: ``a`` itself,
-    a Gram matrix); float32 operands are multiplied ``BLOCK_ROWS`` samples at a time."""
-    L = a.shape[-1]
-    step = BLOCK_ROWS if a.dtype == np.float32 else max(L, 1)
-    g = out.shape[0]
-    tmp = scratch("product", out.shape, a.dtype)
-    for lo in range(0, L, step):
-        ab = a[..., lo:lo + step]
-        bb = ab if b is None else b[..., lo:lo + step]
-        if g == 1:
-            np.matmul(ab[0], bb[0].T, out=tmp[0])
-        elif ab.shape[1] == 1 and bb.shape[1] == 1:       # depthwise: one dot product per group
-            np.einsum("gl,gl->g", ab[:, 0], bb[:, 0], out=tmp[:, 0, 0])
-        else:
-            np.matmul(ab, bb.transpose(0, 2, 1), out=tmp)
-        out += tmp
-
-
-def sum_middle(a: np.ndarray) -> np.ndarray:
-    """Sums over the middle axis of (R, n, P), in float64. float32 input is summed by a BLAS product with
-    ones (six times faster than a float64 reduction), so n should be a chunk of items, not a data set."""
-    if a.dtype != np.float32:
-        return a.sum(axis=1, dtype=np.float64)
-    ones = np.ones((1, a.shape[1]), dtype=np.float32)
-    return np.matmul(ones, a)[:, 0].astype(np.float64)
 
 
 def channel_means(x: np.ndarray) -> np.ndarray:
     """Per-channel mean of (items, C, *spatial) in float64."""
     axes = (0,) + tuple(range(2, x.ndim))
     return x.mean(axis=axes, dtype=np.float64)
-
-
-_local = threading.local()
-
-
-def scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """A reusable buffer of this thread (contents undefined). Fresh large arrays cost a page fault per
-    4 kB page on first touch, which made each temporary as slow as the products themselves."""
-    pool = _local.__dict__.setdefault("pool", {})
-    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
-    buf = pool.get(name)
-    if buf is None or buf.nbytes < nbytes:
-        buf = pool[name] = np.empty(max(nbytes, 1), dtype=np.uint8)
-    return buf[:nbytes].view(dtype).reshape(shape)
-
-
-def release_scratch() -> None:
-    """Free this thread's buffers (at the end of a run)."""
-    _local.__dict__.pop("pool", None)
 
 
 def _borders(pads, spatial):
@@ -139,6 +85,7 @@ class ConvSums:
         everything = (slice(None), slice(None))
         inside = everything + tuple(slice(b, b + s) for (b, _), s in zip(pads, spatial))
         sx_shift = shift_x.astype(dt).reshape((c,) + (1,) * (1 + len(spatial)))
+        sy_shift = None if gram else acc.shift_y.astype(dt).reshape((m,) + (1,) * (1 + len(out)))
         for lo in range(0, x.shape[0], step):
             xc = x[lo:lo + step]
             b = xc.shape[0]
@@ -157,8 +104,7 @@ class ConvSums:
                 blocked_product(cols, None, ext)
                 continue
             yt = scratch("yt", (m, b) + out, dt)                             # y - t
-            np.subtract(np.moveaxis(y[lo:lo + step], 1, 0), acc.shift_y.astype(dt).reshape((m,) + (1,) * (1 + len(out))),
-                        out=yt, casting="unsafe")
+            np.subtract(np.moveaxis(y[lo:lo + step], 1, 0), sy_shift, out=yt, casting="unsafe")
             blocked_product(cols, yt.reshape(g, mg, b * positions), acc.sxy)
             y_pos = sum_middle(yt.reshape(m, b, positions))                   # (M, positions)
             sy += y_pos.sum(axis=1)

@@ -2,9 +2,9 @@
 
 Co-moments use sums shifted by a fixed reference (the first batch's means), so
 large means do not cancel and the result does not depend on how the data is
-split into batches beyond rounding. float32 activations are multiplied in
-float32 blocks of at most ``BLOCK_ROWS`` samples whose results are summed in
-float64 (float64 activations stay float64); every other sum is float64. Every
+split into batches beyond rounding. Products of activations follow ``products``
+(float32 blocks summed in float64 for large layers, float64 otherwise); every
+other sum is float64. Every
 accumulator has ``merge`` so that shards of a data set can be combined.
 
 Four routes give the same cov(x_j, y_i) (y = W x, spec section 2):
@@ -24,10 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg.blas
 
-from .convstats import BLOCK_ROWS, ConvSums, blocked_product, channel_means, scratch, sum_middle, work_dtype
+from .convstats import ConvSums, channel_means
 from .convgeom import output_shape
 from .errors import RuntimeFailure
 from .graph import Layer
+from .products import BLOCK_ROWS, blocked_product, scratch, sum_middle, work_dtype
 
 BUFFER_BYTES = 16 << 20   # float32 rows buffered per dense layer before they are multiplied
 GRAM_RATIO = 1.5   # layers with P <= 1.5 M inputs per unit (per group) take a Gram route
@@ -85,10 +86,11 @@ class CoMoments:
         self.n += len(x)
         if dt == np.float64:
             xs = np.subtract(x, self.shift_x[0], dtype=np.float64)
-            ys = xs if self.gram else np.subtract(y, self.shift_y[0], dtype=np.float64)
-            blocked_product(xs.T[None], None if self.gram else ys.T[None], self.sxy)
-            self.sx[0] += xs.sum(axis=0)
-            self.sy[0] += ys.sum(axis=0)
+            ys = None if self.gram else np.subtract(y, self.shift_y[0], dtype=np.float64)
+            blocked_product(xs.T[None], None if ys is None else ys.T[None], self.sxy)
+            sx = xs.sum(axis=0)
+            self.sx[0] += sx
+            self.sy[0] += sx if ys is None else ys.sum(axis=0)
             return
         if self._xbuf is None:
             width = x.shape[1] + (0 if self.gram else y.shape[1])

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from helpers import patches
-from snrcli import convstats, stats
+from snrcli import convstats, products, stats
 from snrcli.convgeom import output_shape
 from snrcli.graph import ConvGeometry, Layer
 from snrcli.stats import LayerStats
@@ -84,7 +84,7 @@ def feed(layer, x, y, cuts=None) -> LayerStats:
 def test_conv_float64_sums_equal_the_patch_covariance(monkeypatch, shape, g, units, offset, gram):
     monkeypatch.setattr(stats, "GRAM_RATIO", 1e9 if gram else 0.0)
     monkeypatch.setattr(convstats, "CHUNK_BYTES", 1)      # one item per chunk
-    monkeypatch.setattr(convstats, "BLOCK_ROWS", 7)       # (float64 ignores blocks, but must stay exact)
+    monkeypatch.setattr(products, "BLOCK_ROWS", 7)       # (float64 ignores blocks, but must stay exact)
     layer, x, y = conv_case(shape, g, units, np.float64, offset)
     st = feed(layer, x, y, [0, 1, len(x)])
     assert st.route == ("conv-gram" if gram else "conv") and stats.needs_output(layer) != gram
@@ -99,8 +99,8 @@ def test_conv_float64_sums_equal_the_patch_covariance(monkeypatch, shape, g, uni
 @pytest.mark.parametrize("gram", [False, True], ids=["conv", "conv-gram"])
 def test_conv_float32_products_have_float32_accuracy(monkeypatch, shape, g, units, offset, gram):
     monkeypatch.setattr(stats, "GRAM_RATIO", 1e9 if gram else 0.0)
-    monkeypatch.setattr(convstats, "FLOAT32_MIN_SIZE", 0)
-    monkeypatch.setattr(convstats, "BLOCK_ROWS", 16)      # several blocks per chunk
+    monkeypatch.setattr(products, "FLOAT32_MIN_SIZE", 0)
+    monkeypatch.setattr(products, "BLOCK_ROWS", 16)      # several blocks per chunk
     layer, x, y = conv_case(shape, g, units, np.float32, offset)
     fin = feed(layer, x, y, [0, 2, len(x)]).finish()
     p = patches(x.astype(np.float64), layer.conv)
@@ -112,10 +112,10 @@ def test_conv_float32_products_have_float32_accuracy(monkeypatch, shape, g, unit
 
 
 def test_conv_float32_route_is_taken_for_large_layers():
-    assert convstats.work_dtype(convstats.FLOAT32_MIN_SIZE, np.zeros(1, np.float32)) == np.float32
-    assert convstats.work_dtype(convstats.FLOAT32_MIN_SIZE - 1, np.zeros(1, np.float32)) == np.float64
-    assert convstats.work_dtype(1 << 30, np.zeros(1, np.float64)) == np.float64
-    assert convstats.work_dtype(1 << 30, np.zeros(1, np.float32), np.zeros(1, np.float64)) == np.float64
+    assert products.work_dtype(products.FLOAT32_MIN_SIZE, np.zeros(1, np.float32)) == np.float32
+    assert products.work_dtype(products.FLOAT32_MIN_SIZE - 1, np.zeros(1, np.float32)) == np.float64
+    assert products.work_dtype(1 << 30, np.zeros(1, np.float64)) == np.float64
+    assert products.work_dtype(1 << 30, np.zeros(1, np.float32), np.zeros(1, np.float64)) == np.float64
 
 
 # --------------------------------------------------------------------------- dense routes
@@ -136,7 +136,7 @@ def dense_case(n=300, p=12, m=5, offset=0.0, dtype=np.float64, seed=1):
 @pytest.mark.parametrize("offset", [0.0, 1e4])
 def test_dense_routes_equal_the_definition(monkeypatch, route, dtype, offset):
     monkeypatch.setattr(stats, "GRAM_RATIO", 1e9 if route == "gram" else 0.0)
-    monkeypatch.setattr(convstats, "FLOAT32_MIN_SIZE", 0)
+    monkeypatch.setattr(products, "FLOAT32_MIN_SIZE", 0)
     monkeypatch.setattr(stats, "BLOCK_ROWS", 64)          # float32 rows are buffered and flushed 64 at a time
     layer, x, y, want = dense_case(offset=offset, dtype=dtype)
     st = feed(layer, x, y if route == "cross" else None, [0, 1, 50, 51, 200, 300])
@@ -154,7 +154,7 @@ def test_dense_routes_equal_the_definition(monkeypatch, route, dtype, offset):
 
 def test_dense_float32_buffer_survives_pickling_and_merging(monkeypatch):
     """A shard is pickled with rows still buffered; the pickle carries them, and the merge equals one pass."""
-    monkeypatch.setattr(convstats, "FLOAT32_MIN_SIZE", 0)
+    monkeypatch.setattr(products, "FLOAT32_MIN_SIZE", 0)
     layer, x, _, want = dense_case(n=500, p=40, m=30, offset=3.0, dtype=np.float32)
     assert stats.route(layer) == "gram"
     whole = feed(layer, x, None, [0, 100, 250, 500]).finish().cov[0]
@@ -199,7 +199,7 @@ def test_precision_float64_and_mixed_agree_on_the_sample_cnn(run_cli):
         assert runs[precision]["settings"]["precision"] == precision
     mixed, exact = runs["mixed"], runs["float64"]
     # some layer has co-moment matrices large enough for the float32 route (inputs per unit x units per group)
-    assert any(L["weight_shape"][1] * L["units"] // L["group"] >= convstats.FLOAT32_MIN_SIZE for L in mixed["layers"])
+    assert any(L["weight_shape"][1] * L["units"] // L["group"] >= products.FLOAT32_MIN_SIZE for L in mixed["layers"])
     for a, b in zip(mixed["layers"], exact["layers"]):
         assert a["inputs_kept"] == b["inputs_kept"] and a["undefined_units"] == b["undefined_units"]
         for key in FIGURES:

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 import snrcli
-import snrcli.convstats
+import snrcli.products
 from corpus import Conv, Dense, Flatten, Stack, npz, save, stack_model
 import reference as R
 
@@ -32,10 +32,10 @@ def float64_products():
     """These tests hold snr to the exact definitions, so every product is float64 here (the data are
     small integers: float64 is exact). The float32 products that large layers use are held to float32
     accuracy against float64 in test_convstats.py."""
-    saved = snrcli.convstats.FLOAT32_MIN_SIZE
-    snrcli.convstats.FLOAT32_MIN_SIZE = 1 << 62
+    saved = snrcli.products.FLOAT32_MIN_SIZE
+    snrcli.products.FLOAT32_MIN_SIZE = 1 << 62
     yield
-    snrcli.convstats.FLOAT32_MIN_SIZE = saved
+    snrcli.products.FLOAT32_MIN_SIZE = saved
 
 RTOL = 1e-6
 ATOL = 1e-9
