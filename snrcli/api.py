@@ -28,6 +28,7 @@ from .products import release_scratch
 from .report import LayerResult, Report
 from .runner import Runner
 from .stats import LayerStats, needs_output
+from .statthreads import StatThreads, stats_threads
 
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_MIN_LEVEL = 0.01
@@ -68,12 +69,14 @@ def drop_padding(v: np.ndarray, fixed_batch: int, valid: int) -> np.ndarray:
 class Analysis:
     """Streams batches into per-layer accumulators, accuracy and confidence; ``merge`` combines shards.
 
-    Pickles without the graph (``info``): a shard sends back statistics only.
+    Pickles without the graph (``info``): a shard sends back statistics only. ``parts`` > 1 keeps that
+    many accumulators per layer, one per statistics thread (``fold`` merges them).
     """
 
-    def __init__(self, info: GraphInfo, exact: bool = False):
+    def __init__(self, info: GraphInfo, exact: bool = False, parts: int = 1):
         self.info = info
         self.stats = [LayerStats(L, exact=exact) for L in info.layers]
+        self.parts = [[LayerStats(L, exact=exact) for L in info.layers] for _ in range(parts - 1)]
         self.correct = 0
         self.labelled = 0
         self.confidence_sum = 0.0
@@ -81,25 +84,59 @@ class Analysis:
         self.score_problem: str | None = None
 
     def __getstate__(self):
+        self.fold()
         return {k: v for k, v in self.__dict__.items() if k != "info"}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.info = None
 
+    def fold(self) -> None:
+        """Merge the further threads' accumulators into ``stats``."""
+        for sts in self.parts:
+            for a, b in zip(self.stats, sts):
+                a.merge(b)
+        self.parts = []
+
     def update(self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray], valid: int,
-               labels: np.ndarray | None, fixed_batch: int | None) -> None:
+               labels: np.ndarray | None, fixed_batch: int | None, pool: StatThreads | None = None) -> None:
+        """Add one batch. Each layer's samples are split across the accumulator sets (run on ``pool``'s
+        threads); a layer that does not split goes whole to the least loaded set."""
         values = {**outputs, **feeds}
         if fixed_batch and valid < fixed_batch:
             values = {k: drop_padding(v, fixed_batch, valid) for k, v in values.items()}
-        for L, st in zip(self.info.layers, self.stats):
-            try:
-                st.update(values[L.input], values[L.output] if needs_output(L) else None,
-                          values[L.gate] if L.gate else None)
-            except RuntimeFailure:
-                raise
-            except (ValueError, IndexError) as e:
-                raise RuntimeFailure(f"layer {L.index} ({L.name}): statistics failed on this batch: {e}") from e
+        n = 1 + len(self.parts)
+        work: list[list] = [[] for _ in range(n)]
+        load = [0] * n
+        for i, L in enumerate(self.info.layers):
+            args = (values[L.input], values[L.output] if needs_output(L) else None,
+                    values[L.gate] if L.gate else None)
+            pieces = self.stats[i].split(*args, n) if n > 1 else None
+            if pieces is None:
+                t = load.index(min(load))
+                pieces = [args if k == t else None for k in range(n)]
+            for t, piece in enumerate(pieces):
+                if piece is not None:
+                    work[t].append((i, piece))
+                    load[t] += np.size(piece[0])
+
+        def run(t: int) -> None:
+            sts = self.stats if t == 0 else self.parts[t - 1]
+            for i, piece in work[t]:
+                L = self.info.layers[i]
+                try:
+                    with np.errstate(all="ignore"):   # per thread: overflow becomes null figures with a reason
+                        sts[i].update(*piece)
+                except RuntimeFailure:
+                    raise
+                except (ValueError, IndexError) as e:
+                    raise RuntimeFailure(f"layer {L.index} ({L.name}): statistics failed on this batch: {e}") from e
+
+        if pool is None:
+            for t in range(n):
+                run(t)
+        else:
+            pool.map(run, n)
         if self.info.accuracy_output and self.score_problem is None:
             self._score(np.asarray(values[self.info.accuracy_output]), valid, labels)
 
@@ -120,6 +157,8 @@ class Analysis:
             self.labelled += valid
 
     def merge(self, other: "Analysis") -> None:
+        self.fold()
+        other.fold()
         for a, b in zip(self.stats, other.stats):
             a.merge(b)
         self.correct += other.correct
@@ -220,21 +259,22 @@ def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: 
     """Stream items [start, stop) through onnxruntime into a fresh ``Analysis``."""
     runner = Runner(proto, _needed(info), providers=list(settings.providers) if settings.providers else None,
                     threads=settings.threads, custom_op_library=settings.custom_op_library)
-    analysis = Analysis(info, exact=settings.precision == "float64")
-    analysis.providers = runner.providers
     labels = ds.labels
-    with np.errstate(all="ignore"):  # overflow becomes null figures with a reason, not warnings
-        _stream(runner, analysis, ds, info, settings, start, stop, labels, progress)
+    with StatThreads(stats_threads(settings.threads)) as pool, np.errstate(all="ignore"):
+        analysis = Analysis(info, exact=settings.precision == "float64", parts=pool.threads)
+        analysis.providers = runner.providers
+        _stream(runner, analysis, ds, info, settings, start, stop, labels, progress, pool)
+    analysis.fold()
     return analysis
 
 
-def _stream(runner, analysis, ds, info, settings, start, stop, labels, progress) -> None:
+def _stream(runner, analysis, ds, info, settings, start, stop, labels, progress, pool) -> None:
     try:
         for feeds, valid, lo in batches(ds, info.inputs, settings.batch_size, start, stop):
             try:
                 outputs = runner.run(feeds)
                 analysis.update(feeds, outputs, valid, None if labels is None else labels[lo:lo + valid],
-                                ds.fixed_batch)
+                                ds.fixed_batch, pool)
             except RuntimeFailure as e:
                 raise RuntimeFailure(f"items {lo}-{lo + valid - 1}: {e}") from e
             if progress:

@@ -139,7 +139,8 @@ def analysis_options(f: Callable) -> Callable:
         click.option("--providers", default=None,
                      help="onnxruntime execution providers, comma-separated (default: CPUExecutionProvider)."),
         click.option("--threads", type=click.IntRange(min=1), default=None,
-                     help="onnxruntime intra-op threads (default: onnxruntime's choice)."),
+                     help="Threads for onnxruntime (intra-op) and for the statistics (default: onnxruntime's "
+                          "choice, and the available cores up to 8 for the statistics)."),
         click.option("--custom-op-library", type=click.Path(dir_okay=False, exists=True), default=None,
                      help="Load this onnxruntime custom-op library (never loaded unless named here)."),
         click.option("--precision", type=click.Choice(PRECISIONS), default=DEFAULT_PRECISION, show_default=True,

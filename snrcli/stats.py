@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg.blas
 
 from .convstats import ConvSums, channel_means
 from .convgeom import output_shape
@@ -32,6 +31,7 @@ from .products import BLOCK_ROWS, blocked_product, scratch, sum_middle, work_dty
 
 BUFFER_BYTES = 16 << 20   # float32 rows buffered per dense layer before they are multiplied
 GRAM_RATIO = 1.5   # layers with P <= 1.5 M inputs per unit (per group) take a Gram route
+SPLIT_MIN_VALUES = 1 << 15   # a batch is split across statistics threads from this many input values
 
 
 def _rounded(v: np.ndarray, dt) -> np.ndarray:
@@ -62,7 +62,6 @@ class CoMoments:
         self._xbuf: np.ndarray | None = None    # float32 shifted rows not yet multiplied
         self._ybuf: np.ndarray | None = None
         self._rows = 0
-        self._lower: np.ndarray | None = None   # Gram products of one triangle, not yet mirrored
 
     def set_shift(self, shift_x: np.ndarray, shift_y: np.ndarray) -> None:
         """Fix the reference point (only before the first sample)."""
@@ -125,25 +124,17 @@ class CoMoments:
         if not self.gram:
             blocked_product(xs.T[None], self._ybuf[:rows].T[None], self.sxy)
             return
-        # BLAS syrk: half the work of a general product. xs rows are C-contiguous, so xs.T is
-        # Fortran-ordered and read in place; syrk writes the upper triangle of tmp.T (Fortran order),
-        # the lower triangle of tmp, kept apart in _lower until _fold mirrors it.
-        p = xs.shape[1]
-        if self._lower is None:
-            self._lower = np.zeros((p, p))
-        tmp = scratch("product", (p, p), np.float32)
-        tmp.fill(0)
-        scipy.linalg.blas.ssyrk(1.0, xs.T, beta=0.0, c=tmp.T, trans=0, overwrite_c=1)
-        self._lower += tmp
+        # numpy multiplies an array by its own transpose with BLAS syrk (half the work of a general
+        # product) and mirrors the triangle; unlike scipy's BLAS wrappers it releases the GIL, so the
+        # statistics threads multiply side by side.
+        tmp = scratch("product", (xs.shape[1],) * 2, np.float32)
+        np.matmul(xs.T, xs, out=tmp)
+        self.sxy[0] += tmp
 
     def _fold(self) -> None:
-        """Multiply buffered rows and mirror pending Gram triangles into ``sxy`` (before reading it)."""
+        """Multiply buffered rows (before ``sxy`` is read)."""
         if self._rows:
             self._flush()
-        if self._lower is not None:
-            low = self._lower
-            self.sxy[0] += low
-            self.sxy[0] += np.tril(low, -1).T
         self._clear_pending()
 
     def __getstate__(self):
@@ -274,6 +265,40 @@ class LayerStats:
             unit_axis = 1
         if gate is not None:
             self._count_on(gate, tuple(y_shape), unit_axis)
+
+    def split(self, x: np.ndarray, y: np.ndarray | None, gate: np.ndarray | None,
+              parts: int) -> list[tuple] | None:
+        """``update``'s arguments for one batch cut into ``parts`` runs of samples (for as many accumulators,
+        merged later), or None when the batch is too small to be worth it or its tensors do not split along
+        the same samples (``update`` then takes it whole, and reports any mismatch)."""
+        L = self.layer
+        if parts < 2 or x.size < SPLIT_MIN_VALUES:
+            return None
+        if L.conv is None:
+            if L.input_transposed or x.ndim == 0 or x.shape[-1] != L.inputs:
+                return None
+            lead = x.shape[:-1]
+            x = x.reshape(-1, L.inputs)
+            rows = len(x)
+            if y is not None:
+                if y.size != rows * L.units:
+                    return None
+                y = y.reshape(rows, L.units)
+            if gate is not None:
+                if gate.shape != lead + (L.units,):
+                    return None
+                gate = gate.reshape(rows, L.units)
+        else:
+            if x.ndim != len(L.conv.kernel) + 2 or x.shape[1] != L.in_channels:
+                return None
+            rows = x.shape[0]
+            y_shape = (rows, L.units) + output_shape(L.conv, x.shape[2:])
+            if (y is not None and y.shape != y_shape) or (gate is not None and gate.shape != y_shape):
+                return None
+        if rows < parts:
+            return None
+        edges = [rows * t // parts for t in range(parts + 1)]
+        return [tuple(None if v is None else v[a:b] for v in (x, y, gate)) for a, b in zip(edges, edges[1:])]
 
     def _weighted_sum(self, x2: np.ndarray) -> np.ndarray:
         """y = x W^T, for a Gemm whose output also holds a non-constant C."""

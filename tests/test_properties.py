@@ -11,6 +11,7 @@ with batch sizes 1, 3 and "all": the figures must not depend on how the data is 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 
 import snrcli
 import snrcli.products
+import snrcli.stats
 from corpus import Conv, Dense, Flatten, Stack, npz, save, stack_model
 import reference as R
 
@@ -209,6 +211,20 @@ def check_against_reference(stack: Stack, x: np.ndarray, thresholds: dict, dtype
         for bs in sorted({1, 3, n}):
             report = snrcli.analyze(model, data, batch_size=bs, **thresholds)
             compare(report, ref, f"batch size {bs} of {n} items, {thresholds}")
+        with split_every_batch():
+            report = snrcli.analyze(model, data, batch_size=n, threads=3, **thresholds)
+        compare(report, ref, f"one batch of {n} items split over 3 statistics threads, {thresholds}")
+
+
+@contextlib.contextmanager
+def split_every_batch():
+    """Split even the smallest batches across the statistics threads."""
+    saved = snrcli.stats.SPLIT_MIN_VALUES
+    snrcli.stats.SPLIT_MIN_VALUES = 0
+    try:
+        yield
+    finally:
+        snrcli.stats.SPLIT_MIN_VALUES = saved
 
 
 # --------------------------------------------------------------------------- properties

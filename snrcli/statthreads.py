@@ -1,0 +1,82 @@
+"""Threads for the statistics of each batch.
+
+Each layer's samples in a batch are split across T threads, every thread adding
+its share to accumulators of its own (merged when the data is done, like
+``--jobs`` shards). The BLAS is held to one thread per call meanwhile
+(``threadpoolctl``): T single-threaded products side by side beat one
+multi-threaded product followed by single-threaded element-wise passes (the
+patch copies, shifts and counts), which left all but one core idle.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from typing import Callable, TypeVar
+
+MAX_DEFAULT_THREADS = 8   # default cap: every thread holds its own buffers (see README's memory rule)
+
+T = TypeVar("T")
+
+
+def available_cores() -> int:
+    """CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:   # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def stats_threads(requested: int | None) -> int:
+    """Statistics threads: ``--threads`` when given, else the available cores up to MAX_DEFAULT_THREADS."""
+    return max(1, int(requested)) if requested else min(available_cores(), MAX_DEFAULT_THREADS)
+
+
+class StatThreads:
+    """``with StatThreads(n) as pool: pool.map(fn)`` runs ``fn(0) .. fn(n - 1)`` at once, ``fn(0)`` on the
+    calling thread; while open, each BLAS call uses cores // n threads."""
+
+    def __init__(self, threads: int):
+        self.threads = max(1, threads)
+        self._stack = ExitStack()
+        self._executor: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> "StatThreads":
+        blas = max(1, available_cores() // self.threads)
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:      # a declared dependency; without it, run single-threaded rather than oversubscribe
+            self.threads = 1
+        else:
+            self._stack.enter_context(threadpool_limits(limits=blas, user_api="blas"))
+        if self.threads > 1:
+            self._executor = self._stack.enter_context(
+                ThreadPoolExecutor(self.threads - 1, thread_name_prefix="snr-stats"))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._executor = None
+        self._stack.close()
+
+    def map(self, fn: Callable[[int], T], n: int | None = None) -> list[T]:
+        """``[fn(0), ..., fn(n - 1)]`` (n defaults to the thread count), run concurrently; the first
+        exception, in index order, is raised once all have finished."""
+        n = self.threads if n is None else n
+        if n <= 1 or self._executor is None:
+            return [fn(i) for i in range(n)]
+        futures = [self._executor.submit(fn, i) for i in range(1, n)]
+        results: list = [None] * n
+        errors: list[BaseException] = []
+        try:
+            results[0] = fn(0)
+        except BaseException as e:  # noqa: BLE001 - the other threads finish first
+            errors.append(e)
+        for i, f in enumerate(futures, start=1):
+            try:
+                results[i] = f.result()
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+        if errors:
+            raise errors[0]
+        return results

@@ -1,0 +1,164 @@
+"""Statistics threads: each batch's samples split across accumulators, run side by side, merged at the end
+(``snrcli.statthreads``, ``LayerStats.split``, ``Analysis.fold``)."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+import snrcli
+from snrcli import stats
+from snrcli.api import Analysis
+from snrcli.graph import ConvGeometry, Layer, discover
+from snrcli.statthreads import StatThreads, stats_threads
+from snrcli.stats import LayerStats
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
+
+
+def blas_threads() -> list[int]:
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+# --------------------------------------------------------------------------- the pool
+
+def test_map_runs_every_index_at_once_and_keeps_the_order():
+    seen: dict[int, str] = {}
+    barrier = threading.Barrier(3, timeout=10)   # fails unless all three run at the same time
+
+    def fn(i):
+        seen[i] = threading.current_thread().name
+        barrier.wait()
+        return i * i
+
+    with StatThreads(3) as pool:
+        assert pool.map(fn) == [0, 1, 4]
+    assert seen[0] == threading.current_thread().name      # index 0 runs on the caller
+    assert all(seen[i].startswith("snr-stats") for i in (1, 2))
+
+
+def test_map_raises_the_first_error_after_every_thread_is_done():
+    done = []
+
+    def fn(i):
+        if i == 1:
+            raise ValueError("boom 1")
+        if i == 2:
+            raise KeyError("boom 2")
+        done.append(i)
+
+    with StatThreads(4) as pool:
+        with pytest.raises(ValueError, match="boom 1"):
+            pool.map(fn)
+    assert sorted(done) == [0, 3]
+
+
+def test_blas_is_held_to_its_share_of_the_cores_and_restored(monkeypatch):
+    monkeypatch.setattr("snrcli.statthreads.available_cores", lambda: 4)
+    before = blas_threads()
+    if not before:
+        pytest.skip("no BLAS that threadpoolctl can see")
+    with StatThreads(4):
+        assert set(blas_threads()) == {1}
+    with StatThreads(2):
+        assert set(blas_threads()) == {2}
+    assert blas_threads() == before
+
+
+def test_default_thread_count(monkeypatch):
+    monkeypatch.setattr("snrcli.statthreads.available_cores", lambda: 64)
+    assert stats_threads(None) == 8 and stats_threads(3) == 3
+    monkeypatch.setattr("snrcli.statthreads.available_cores", lambda: 2)
+    assert stats_threads(None) == 2
+
+
+# --------------------------------------------------------------------------- splitting a batch
+
+def dense_layer(p=6, m=4, transposed=False):
+    w = np.arange(m * p, dtype=np.float64).reshape(m, p) / 10
+    return Layer(index=1, name="fc", op="MatMul", input="x", output="y", weight=w, gate="g",
+                 input_transposed=transposed)
+
+
+def test_dense_batches_split_into_runs_of_rows(monkeypatch):
+    monkeypatch.setattr(stats, "SPLIT_MIN_VALUES", 0)
+    st = LayerStats(dense_layer())
+    x = np.arange(5 * 7 * 6, dtype=np.float32).reshape(5, 7, 6)      # (items, tokens, features)
+    y = np.arange(5 * 7 * 4, dtype=np.float32).reshape(5, 7, 4)
+    pieces = st.split(x, y, y, 3)
+    assert [len(p[0]) for p in pieces] == [11, 12, 12]               # 35 rows
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in pieces]), x.reshape(35, 6))
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in pieces]), y.reshape(35, 4))
+    np.testing.assert_array_equal(np.concatenate([p[2] for p in pieces]), y.reshape(35, 4))
+    assert st.split(x, None, None, 3)[2][1:] == (None, None)
+
+
+def test_batches_that_do_not_split_cleanly_go_whole(monkeypatch):
+    monkeypatch.setattr(stats, "SPLIT_MIN_VALUES", 0)
+    st = LayerStats(dense_layer())
+    x = np.ones((8, 6), np.float32)
+    assert st.split(x, None, np.ones((8, 1), np.float32), 2) is None      # gate of another shape
+    assert st.split(x, np.ones((7, 4), np.float32), None, 2) is None      # output rows do not match
+    assert st.split(np.ones((8, 5), np.float32), None, None, 2) is None   # wrong width: update reports it
+    assert st.split(x[:1], None, None, 2) is None                         # fewer rows than threads
+    assert LayerStats(dense_layer(transposed=True)).split(x.T, None, None, 2) is None
+    monkeypatch.setattr(stats, "SPLIT_MIN_VALUES", 1 << 15)
+    assert st.split(x, None, None, 2) is None                             # too small to be worth it
+
+
+def test_conv_batches_split_by_item(monkeypatch):
+    monkeypatch.setattr(stats, "SPLIT_MIN_VALUES", 0)
+    g = ConvGeometry(kernel=(3, 3), strides=(1, 1), dilations=(1, 1), pads=(1, 1, 1, 1), auto_pad="NOTSET", group=1)
+    layer = Layer(index=1, name="c", op="Conv", input="x", output="y", weight=np.ones((4, 18)), conv=g, gate="g")
+    st = LayerStats(layer)
+    x = np.ones((5, 2, 6, 6), np.float32)
+    y = np.ones((5, 4, 6, 6), np.float32)
+    pieces = st.split(x, y, y, 2)
+    assert [p[0].shape[0] for p in pieces] == [2, 3] and pieces[1][2].shape == (3, 4, 6, 6)
+    assert st.split(x, y[:, :, :5], None, 2) is None
+    assert st.split(x, y, y[:, :1], 2) is None
+
+
+# --------------------------------------------------------------------------- end to end
+
+@pytest.mark.parametrize("model", ["digits_cnn.onnx", "digits_mlp.onnx"])
+@pytest.mark.parametrize("precision, rtol", [("float64", 1e-10), ("mixed", 1e-6)])
+def test_split_batches_give_the_figures_of_one_thread(monkeypatch, model, precision, rtol):
+    monkeypatch.setattr(stats, "SPLIT_MIN_VALUES", 0)
+    data = SAMPLES / "digits_test.npz"
+    one = snrcli.analyze(SAMPLES / model, data, threads=1, precision=precision).to_dict()
+    three = snrcli.analyze(SAMPLES / model, data, threads=3, batch_size=100, precision=precision).to_dict()
+    assert one["data"]["samples"] == three["data"]["samples"]
+    for a, b in zip(one["layers"], three["layers"]):
+        assert a["samples"] == b["samples"] and a["undefined_units"] == b["undefined_units"]
+        for key in ("S_mean", "G_mean", "S_centred_mean", "G_centred_mean"):
+            if a.get(key) is not None:
+                assert b[key] == pytest.approx(a[key], rel=rtol, abs=rtol), (a["name"], key)
+    assert three["network"]["G_total"] == pytest.approx(one["network"]["G_total"], rel=rtol)
+
+
+def test_pickling_an_analysis_folds_its_threads(monkeypatch):
+    """A --jobs shard is pickled; the accumulators of its further threads travel merged into the first."""
+    monkeypatch.setattr(stats, "SPLIT_MIN_VALUES", 0)
+    import onnx
+    info = discover(onnx.load(SAMPLES / "digits_mlp.onnx"), output=None, centre_classifier=True)
+    x = np.load(SAMPLES / "digits_test.npz")["input"][:40].astype(np.float32)
+    from snrcli.api import _needed
+    from snrcli.runner import Runner
+    runner = Runner(onnx.load(SAMPLES / "digits_mlp.onnx"), _needed(info))
+    feeds = {info.inputs[0].name: x}
+    split, whole = Analysis(info, exact=True, parts=3), Analysis(info, exact=True)
+    split.update(feeds, runner.run(feeds), len(x), None, None)
+    whole.update(feeds, runner.run(feeds), len(x), None, None)
+    assert [st.samples for st in split.parts[1]][0] > 0
+    back = pickle.loads(pickle.dumps(split))
+    assert back.parts == []
+    for a, b in zip(back.stats, whole.stats):
+        a.layer = b.layer
+        assert a.samples == b.samples
+        np.testing.assert_allclose(a.finish().cov[0], b.finish().cov[0], rtol=1e-10, atol=1e-12)
