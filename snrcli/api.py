@@ -69,14 +69,16 @@ def drop_padding(v: np.ndarray, fixed_batch: int, valid: int) -> np.ndarray:
 class Analysis:
     """Streams batches into per-layer accumulators, accuracy and confidence; ``merge`` combines shards.
 
-    Pickles without the graph (``info``): a shard sends back statistics only. ``parts`` > 1 keeps that
-    many accumulators per layer, one per statistics thread (``fold`` merges them).
+    Pickles without the graph (``info``): a shard sends back statistics only. A batch split across
+    statistics threads adds to further accumulators per layer, made when first needed and merged by
+    ``fold``.
     """
 
-    def __init__(self, info: GraphInfo, exact: bool = False, parts: int = 1):
+    def __init__(self, info: GraphInfo, exact: bool = False):
         self.info = info
+        self.exact = exact
         self.stats = [LayerStats(L, exact=exact) for L in info.layers]
-        self.parts = [[LayerStats(L, exact=exact) for L in info.layers] for _ in range(parts - 1)]
+        self.parts: dict[tuple[int, int], LayerStats] = {}   # (thread 1.., layer position) -> accumulators
         self.correct = 0
         self.labelled = 0
         self.confidence_sum = 0.0
@@ -93,52 +95,67 @@ class Analysis:
 
     def fold(self) -> None:
         """Merge the further threads' accumulators into ``stats``."""
-        for sts in self.parts:
-            for a, b in zip(self.stats, sts):
-                a.merge(b)
-        self.parts = []
+        for (_, i), st in sorted(self.parts.items(), key=lambda kv: kv[0]):
+            self.stats[i].merge(st)
+        self.parts = {}
+
+    def _accumulators(self, t: int, i: int) -> LayerStats:
+        if t == 0:
+            return self.stats[i]
+        if (t, i) not in self.parts:
+            self.parts[(t, i)] = LayerStats(self.info.layers[i], exact=self.exact)
+        return self.parts[(t, i)]
 
     def update(self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray], valid: int,
                labels: np.ndarray | None, fixed_batch: int | None, pool: StatThreads | None = None) -> None:
-        """Add one batch. Each layer's samples are split across the accumulator sets (run on ``pool``'s
-        threads); a layer that does not split goes whole to the least loaded set."""
+        """Add one batch. Layers whose batch splits (``LayerStats.split``) are cut into runs of samples,
+        one per thread of ``pool``, together with the small layers that do not split (each whole, to the
+        least loaded thread); large layers that do not split run afterwards with the whole BLAS."""
         values = {**outputs, **feeds}
         if fixed_batch and valid < fixed_batch:
             values = {k: drop_padding(v, fixed_batch, valid) for k, v in values.items()}
-        n = 1 + len(self.parts)
+        n = pool.threads if pool is not None else 1
         work: list[list] = [[] for _ in range(n)]
         load = [0] * n
+        alone: list = []
         for i, L in enumerate(self.info.layers):
             args = (values[L.input], values[L.output] if needs_output(L) else None,
                     values[L.gate] if L.gate else None)
             pieces = self.stats[i].split(*args, n) if n > 1 else None
             if pieces is None:
+                if n > 1 and self.stats[i].worth_splitting(args[0]):
+                    alone.append((i, args))
+                    continue
                 t = load.index(min(load))
                 pieces = [args if k == t else None for k in range(n)]
             for t, piece in enumerate(pieces):
                 if piece is not None:
-                    work[t].append((i, piece))
+                    work[t].append((self._accumulators(t, i), piece))
                     load[t] += np.size(piece[0])
 
         def run(t: int) -> None:
-            sts = self.stats if t == 0 else self.parts[t - 1]
-            for i, piece in work[t]:
-                L = self.info.layers[i]
-                try:
-                    with np.errstate(all="ignore"):   # per thread: overflow becomes null figures with a reason
-                        sts[i].update(*piece)
-                except RuntimeFailure:
-                    raise
-                except (ValueError, IndexError) as e:
-                    raise RuntimeFailure(f"layer {L.index} ({L.name}): statistics failed on this batch: {e}") from e
+            for st, piece in work[t]:
+                self._add(st, piece)
 
-        if pool is None:
-            for t in range(n):
-                run(t)
-        else:
+        if any(work[1:]):
             pool.map(run, n)
+        else:
+            run(0)
+        for i, args in alone:
+            self._add(self.stats[i], args)
         if self.info.accuracy_output and self.score_problem is None:
             self._score(np.asarray(values[self.info.accuracy_output]), valid, labels)
+
+    @staticmethod
+    def _add(st: LayerStats, piece: tuple) -> None:
+        L = st.layer
+        try:
+            with np.errstate(all="ignore"):   # per thread: overflow becomes null figures with a reason
+                st.update(*piece)
+        except RuntimeFailure:
+            raise
+        except (ValueError, IndexError) as e:
+            raise RuntimeFailure(f"layer {L.index} ({L.name}): statistics failed on this batch: {e}") from e
 
     def _score(self, out: np.ndarray, valid: int, labels: np.ndarray | None) -> None:
         """Top-1 accuracy and max-softmax confidence from the scored output (one class vector per item)."""
@@ -261,7 +278,7 @@ def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: 
                     threads=settings.threads, custom_op_library=settings.custom_op_library)
     labels = ds.labels
     with StatThreads(stats_threads(settings.threads)) as pool, np.errstate(all="ignore"):
-        analysis = Analysis(info, exact=settings.precision == "float64", parts=pool.threads)
+        analysis = Analysis(info, exact=settings.precision == "float64")
         analysis.providers = runner.providers
         _stream(runner, analysis, ds, info, settings, start, stop, labels, progress, pool)
     analysis.fold()

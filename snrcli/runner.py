@@ -46,9 +46,10 @@ class Runner:
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         so.log_severity_level = 4  # onnxruntime's own log lines stay off stderr; its errors reach us as exceptions
-        # onnxruntime and the statistics take turns on the same cores: onnxruntime's idle threads must
-        # sleep, not spin into the statistics' time (see also OPENBLAS_THREAD_TIMEOUT in __init__).
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # onnxruntime and the statistics take turns on the same cores: onnxruntime's threads spin while
+        # a run lasts (faster than sleeping between its parallel sections) and stop when it returns, so
+        # they do not spin into the statistics' time (see also OPENBLAS_THREAD_TIMEOUT in __init__).
+        so.add_session_config_entry("session.force_spinning_stop", "1")
         if threads:
             so.intra_op_num_threads = int(threads)
             so.inter_op_num_threads = 1

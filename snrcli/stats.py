@@ -19,6 +19,7 @@ Four routes give the same cov(x_j, y_i) (y = W x, spec section 2):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,8 @@ from .products import BLOCK_ROWS, blocked_product, scratch, sum_middle, work_dty
 
 BUFFER_BYTES = 16 << 20   # float32 rows buffered per dense layer before they are multiplied
 GRAM_RATIO = 1.5   # layers with P <= 1.5 M inputs per unit (per group) take a Gram route
-SPLIT_MIN_VALUES = 1 << 15   # a batch is split across statistics threads from this many input values
+SPLIT_MIN_VALUES = 1 << 15   # a batch is split across statistics threads from this many input values ...
+SPLIT_MAX_COMOMENTS = 1 << 22   # ... for layers of at most this many co-moments (each thread keeps a copy)
 
 
 def _rounded(v: np.ndarray, dt) -> np.ndarray:
@@ -169,6 +171,20 @@ class CoMoments:
         return self.sxy / self.n - mx[:, :, None] * my[:, None, :]
 
 
+def count_along(a: np.ndarray, test, axis: int) -> np.ndarray:
+    """For each index of ``axis``: how many values of ``a`` pass ``test(a, 0)`` (``np.not_equal``,
+    ``np.greater``). The 0/1 mask goes to a reused buffer and is summed as int8 into int32:
+    ``np.count_nonzero`` with an axis sums in int64 and takes two to four times as long."""
+    axis %= a.ndim
+    mask = scratch("mask", a.shape, np.bool_)
+    test(a, 0, out=mask)
+    lead, trail = math.prod(a.shape[:axis]), math.prod(a.shape[axis + 1:])
+    m = mask.view(np.int8).reshape(lead, a.shape[axis], trail)
+    if trail == 1:
+        return np.add.reduce(m[:, :, 0], axis=0, dtype=np.int32).astype(np.int64)
+    return np.add.reduce(m, axis=(0, 2), dtype=np.int32).astype(np.int64)
+
+
 def route(layer: Layer) -> str:
     """How a layer's co-moments are gathered: ``gram``, ``cross``, ``conv-gram`` or ``conv`` (see the
     module text): the Gram route when the inputs per unit are at most GRAM_RATIO x the units (per group)."""
@@ -246,7 +262,8 @@ class LayerStats:
                 if len(y2) != len(x2):
                     raise RuntimeFailure(f"layer {L.name!r}: {len(x2)} input rows but {len(y2)} output rows")
             if len(x2):
-                self._channels(np.maximum(x2.max(axis=0), -x2.min(axis=0)), np.count_nonzero(x2, axis=0), len(x2))
+                self._channels(np.maximum(x2.max(axis=0), -x2.min(axis=0)), count_along(x2, np.not_equal, 1),
+                               len(x2))
             self.acc.update(x2, y2)
             unit_axis, y_shape = -1, (len(x2), L.units) if L.input_transposed else x.shape[:-1] + (L.units,)
         else:
@@ -259,12 +276,17 @@ class LayerStats:
                 raise RuntimeFailure(f"layer {L.name!r}: output shape {y.shape} does not fit input {x.shape}")
             if x.shape[0]:
                 axes = (0,) + tuple(range(2, x.ndim))
-                self._channels(np.maximum(x.max(axis=axes), -x.min(axis=axes)), np.count_nonzero(x, axis=axes),
+                self._channels(np.maximum(x.max(axis=axes), -x.min(axis=axes)), count_along(x, np.not_equal, 1),
                                x.shape[0] * int(np.prod(x.shape[2:])))
                 self._conv_comoments(x, y)
             unit_axis = 1
         if gate is not None:
             self._count_on(gate, tuple(y_shape), unit_axis)
+
+    @staticmethod
+    def worth_splitting(x: np.ndarray) -> bool:
+        """Whether a batch with this input is large enough to share out between threads."""
+        return np.size(x) >= SPLIT_MIN_VALUES
 
     def split(self, x: np.ndarray, y: np.ndarray | None, gate: np.ndarray | None,
               parts: int) -> list[tuple] | None:
@@ -272,7 +294,7 @@ class LayerStats:
         merged later), or None when the batch is too small to be worth it or its tensors do not split along
         the same samples (``update`` then takes it whole, and reports any mismatch)."""
         L = self.layer
-        if parts < 2 or x.size < SPLIT_MIN_VALUES:
+        if parts < 2 or not self.worth_splitting(x) or self.acc.sxy.size > SPLIT_MAX_COMOMENTS:
             return None
         if L.conv is None:
             if L.input_transposed or x.ndim == 0 or x.shape[-1] != L.inputs:
@@ -333,11 +355,11 @@ class LayerStats:
         if gate.shape == y_shape and gate.ndim:
             axis = unit_axis % gate.ndim
             axes = tuple(i for i in range(gate.ndim) if i != axis)
-            self.on += np.count_nonzero(gate > 0, axis=axes) if axes else (gate > 0)
+            self.on += count_along(gate, np.greater, axis) if axes else (gate > 0)
             self.gate_samples += gate.size // max(1, units)
             return
         g = gate_matrix(gate, y_shape, unit_axis, units)
-        self.on += np.count_nonzero(g > 0, axis=0)
+        self.on += count_along(g, np.greater, 1)
         self.gate_samples += len(g)
 
     def merge(self, other: "LayerStats") -> None:

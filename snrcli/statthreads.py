@@ -2,22 +2,27 @@
 
 Each layer's samples in a batch are split across T threads, every thread adding
 its share to accumulators of its own (merged when the data is done, like
-``--jobs`` shards). The BLAS is held to one thread per call meanwhile
-(``threadpoolctl``): T single-threaded products side by side beat one
-multi-threaded product followed by single-threaded element-wise passes (the
-patch copies, shifts and counts), which left all but one core idle.
+``--jobs`` shards). While they run, each BLAS call is held to cores // T threads
+(``threadpoolctl``): T narrower products side by side beat one multi-threaded
+product followed by single-threaded element-wise passes (the patch copies,
+shifts and counts), which left all but one core idle. Nothing starts, and the
+BLAS is left alone, until a batch is large enough to split.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import nullcontext
 from typing import Callable, TypeVar
 
-MAX_DEFAULT_THREADS = 8   # default cap: every thread holds its own buffers (see README's memory rule)
+MAX_DEFAULT_THREADS = 4   # default cap: every thread keeps its own co-moments for the split layers
 
 T = TypeVar("T")
+
+_controller = None
+_controller_lock = threading.Lock()
 
 
 def available_cores() -> int:
@@ -33,50 +38,65 @@ def stats_threads(requested: int | None) -> int:
     return max(1, int(requested)) if requested else min(available_cores(), MAX_DEFAULT_THREADS)
 
 
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, found once per process (it scans every
+    loaded library, ~15 ms); None without threadpoolctl."""
+    global _controller
+    with _controller_lock:
+        if _controller is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:   # a declared dependency; without it the threads share the BLAS's threads
+                _controller = False
+            else:
+                _controller = ThreadpoolController().select(user_api="blas")
+        return _controller or None
+
+
 class StatThreads:
-    """``with StatThreads(n) as pool: pool.map(fn)`` runs ``fn(0) .. fn(n - 1)`` at once, ``fn(0)`` on the
-    calling thread; while open, each BLAS call uses cores // n threads."""
+    """``pool.map(fn)`` runs ``fn(0) .. fn(n - 1)`` at once, ``fn(0)`` on the calling thread, each BLAS
+    call held to cores // n threads meanwhile. Worker threads start on first use; ``close`` ends them."""
 
     def __init__(self, threads: int):
         self.threads = max(1, threads)
-        self._stack = ExitStack()
         self._executor: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> "StatThreads":
-        blas = max(1, available_cores() // self.threads)
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:      # a declared dependency; without it, run single-threaded rather than oversubscribe
-            self.threads = 1
-        else:
-            self._stack.enter_context(threadpool_limits(limits=blas, user_api="blas"))
-        if self.threads > 1:
-            self._executor = self._stack.enter_context(
-                ThreadPoolExecutor(self.threads - 1, thread_name_prefix="snr-stats"))
         return self
 
     def __exit__(self, *exc) -> None:
-        self._executor = None
-        self._stack.close()
+        self.close()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+
+    def _blas_limit(self, n: int):
+        controller = _blas_controller()
+        return controller.limit(limits=max(1, available_cores() // n)) if controller else nullcontext()
 
     def map(self, fn: Callable[[int], T], n: int | None = None) -> list[T]:
         """``[fn(0), ..., fn(n - 1)]`` (n defaults to the thread count), run concurrently; the first
         exception, in index order, is raised once all have finished."""
         n = self.threads if n is None else n
-        if n <= 1 or self._executor is None:
+        if n <= 1:
             return [fn(i) for i in range(n)]
-        futures = [self._executor.submit(fn, i) for i in range(1, n)]
-        results: list = [None] * n
-        errors: list[BaseException] = []
-        try:
-            results[0] = fn(0)
-        except BaseException as e:  # noqa: BLE001 - the other threads finish first
-            errors.append(e)
-        for i, f in enumerate(futures, start=1):
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="snr-stats")
+        with self._blas_limit(n):
+            futures = [self._executor.submit(fn, i) for i in range(1, n)]
+            results: list = [None] * n
+            errors: list[BaseException] = []
             try:
-                results[i] = f.result()
-            except BaseException as e:  # noqa: BLE001
+                results[0] = fn(0)
+            except BaseException as e:  # noqa: BLE001 - the other threads finish first
                 errors.append(e)
+            for i, f in enumerate(futures, start=1):
+                try:
+                    results[i] = f.result()
+                except BaseException as e:  # noqa: BLE001
+                    errors.append(e)
         if errors:
             raise errors[0]
         return results

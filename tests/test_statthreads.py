@@ -58,21 +58,22 @@ def test_map_raises_the_first_error_after_every_thread_is_done():
     assert sorted(done) == [0, 3]
 
 
-def test_blas_is_held_to_its_share_of_the_cores_and_restored(monkeypatch):
+def test_blas_is_held_to_its_share_of_the_cores_while_the_threads_run(monkeypatch):
     monkeypatch.setattr("snrcli.statthreads.available_cores", lambda: 4)
     before = blas_threads()
     if not before:
         pytest.skip("no BLAS that threadpoolctl can see")
-    with StatThreads(4):
-        assert set(blas_threads()) == {1}
-    with StatThreads(2):
-        assert set(blas_threads()) == {2}
+    with StatThreads(4) as pool:
+        assert blas_threads() == before                  # nothing happens until there is work
+        assert pool.map(lambda i: set(blas_threads())) == [{1}] * 4
+        assert pool.map(lambda i: set(blas_threads()), 2) == [{2}] * 2
+        assert blas_threads() == before
     assert blas_threads() == before
 
 
 def test_default_thread_count(monkeypatch):
     monkeypatch.setattr("snrcli.statthreads.available_cores", lambda: 64)
-    assert stats_threads(None) == 8 and stats_threads(3) == 3
+    assert stats_threads(None) == 4 and stats_threads(3) == 3
     monkeypatch.setattr("snrcli.statthreads.available_cores", lambda: 2)
     assert stats_threads(None) == 2
 
@@ -152,12 +153,14 @@ def test_pickling_an_analysis_folds_its_threads(monkeypatch):
     from snrcli.runner import Runner
     runner = Runner(onnx.load(SAMPLES / "digits_mlp.onnx"), _needed(info))
     feeds = {info.inputs[0].name: x}
-    split, whole = Analysis(info, exact=True, parts=3), Analysis(info, exact=True)
-    split.update(feeds, runner.run(feeds), len(x), None, None)
+    split, whole = Analysis(info, exact=True), Analysis(info, exact=True)
+    with StatThreads(3) as pool:
+        split.update(feeds, runner.run(feeds), len(x), None, None, pool)
     whole.update(feeds, runner.run(feeds), len(x), None, None)
-    assert [st.samples for st in split.parts[1]][0] > 0
+    assert sorted(split.parts) == [(t, i) for t in (1, 2) for i in range(3)]
+    assert all(st.samples > 0 for st in split.parts.values())
     back = pickle.loads(pickle.dumps(split))
-    assert back.parts == []
+    assert back.parts == {}
     for a, b in zip(back.stats, whole.stats):
         a.layer = b.layer
         assert a.samples == b.samples
