@@ -115,13 +115,17 @@ class Analysis:
         if fixed_batch and valid < fixed_batch:
             values = {k: drop_padding(v, fixed_batch, valid) for k, v in values.items()}
         n = pool.threads if pool is not None else 1
-        work: list[list] = [[] for _ in range(n)]
-        load = [0] * n
-        alone: list = []
+        layers = []
         for i, L in enumerate(self.info.layers):
             args = (values[L.input], values[L.output] if needs_output(L) else None,
                     values[L.gate] if L.gate else None)
-            pieces = self.stats[i].split(*args, n) if n > 1 else None
+            layers.append((i, args, self.stats[i].split(*args, n) if n > 1 else None))
+        if all(pieces is None for _, _, pieces in layers):
+            n = 1                     # nothing worth sharing out: the calling thread, the whole BLAS
+        work: list[list] = [[] for _ in range(n)]
+        load = [0] * n
+        alone: list = []
+        for i, args, pieces in layers:
             if pieces is None:
                 if n > 1 and self.stats[i].worth_splitting(args[0]):
                     alone.append((i, args))
@@ -137,7 +141,7 @@ class Analysis:
             for st, piece in work[t]:
                 self._add(st, piece)
 
-        if any(work[1:]):
+        if n > 1:
             pool.map(run, n)
         else:
             run(0)

@@ -32,7 +32,7 @@ from .products import BLOCK_ROWS, blocked_product, scratch, sum_middle, work_dty
 
 BUFFER_BYTES = 16 << 20   # float32 rows buffered per dense layer before they are multiplied
 GRAM_RATIO = 1.5   # layers with P <= 1.5 M inputs per unit (per group) take a Gram route
-SPLIT_MIN_VALUES = 1 << 15   # a batch is split across statistics threads from this many input values ...
+SPLIT_MIN_WORK = 1 << 24   # a batch is split across statistics threads from input values x units ...
 SPLIT_MAX_COMOMENTS = 1 << 22   # ... for layers of at most this many co-moments (each thread keeps a copy)
 
 
@@ -283,10 +283,10 @@ class LayerStats:
         if gate is not None:
             self._count_on(gate, tuple(y_shape), unit_axis)
 
-    @staticmethod
-    def worth_splitting(x: np.ndarray) -> bool:
-        """Whether a batch with this input is large enough to share out between threads."""
-        return np.size(x) >= SPLIT_MIN_VALUES
+    def worth_splitting(self, x: np.ndarray) -> bool:
+        """Whether a batch with this input is large enough to share out between threads: input values
+        x units, about the multiply-adds of a dense layer's products (a conv's are K times more)."""
+        return np.size(x) * self.layer.units >= SPLIT_MIN_WORK
 
     def split(self, x: np.ndarray, y: np.ndarray | None, gate: np.ndarray | None,
               parts: int) -> list[tuple] | None:

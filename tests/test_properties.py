@@ -219,12 +219,12 @@ def check_against_reference(stack: Stack, x: np.ndarray, thresholds: dict, dtype
 @contextlib.contextmanager
 def split_every_batch():
     """Split even the smallest batches across the statistics threads."""
-    saved = snrcli.stats.SPLIT_MIN_VALUES
-    snrcli.stats.SPLIT_MIN_VALUES = 0
+    saved = snrcli.stats.SPLIT_MIN_WORK
+    snrcli.stats.SPLIT_MIN_WORK = 0
     try:
         yield
     finally:
-        snrcli.stats.SPLIT_MIN_VALUES = saved
+        snrcli.stats.SPLIT_MIN_WORK = saved
 
 
 # --------------------------------------------------------------------------- properties

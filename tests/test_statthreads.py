@@ -87,7 +87,7 @@ def dense_layer(p=6, m=4, transposed=False):
 
 
 def test_dense_batches_split_into_runs_of_rows(monkeypatch):
-    monkeypatch.setattr(stats, "SPLIT_MIN_VALUES", 0)
+    monkeypatch.setattr(stats, "SPLIT_MIN_WORK", 0)
     st = LayerStats(dense_layer())
     x = np.arange(5 * 7 * 6, dtype=np.float32).reshape(5, 7, 6)      # (items, tokens, features)
     y = np.arange(5 * 7 * 4, dtype=np.float32).reshape(5, 7, 4)
@@ -100,7 +100,7 @@ def test_dense_batches_split_into_runs_of_rows(monkeypatch):
 
 
 def test_batches_that_do_not_split_cleanly_go_whole(monkeypatch):
-    monkeypatch.setattr(stats, "SPLIT_MIN_VALUES", 0)
+    monkeypatch.setattr(stats, "SPLIT_MIN_WORK", 0)
     st = LayerStats(dense_layer())
     x = np.ones((8, 6), np.float32)
     assert st.split(x, None, np.ones((8, 1), np.float32), 2) is None      # gate of another shape
@@ -108,12 +108,12 @@ def test_batches_that_do_not_split_cleanly_go_whole(monkeypatch):
     assert st.split(np.ones((8, 5), np.float32), None, None, 2) is None   # wrong width: update reports it
     assert st.split(x[:1], None, None, 2) is None                         # fewer rows than threads
     assert LayerStats(dense_layer(transposed=True)).split(x.T, None, None, 2) is None
-    monkeypatch.setattr(stats, "SPLIT_MIN_VALUES", 1 << 15)
+    monkeypatch.setattr(stats, "SPLIT_MIN_WORK", 1 << 15)
     assert st.split(x, None, None, 2) is None                             # too small to be worth it
 
 
 def test_conv_batches_split_by_item(monkeypatch):
-    monkeypatch.setattr(stats, "SPLIT_MIN_VALUES", 0)
+    monkeypatch.setattr(stats, "SPLIT_MIN_WORK", 0)
     g = ConvGeometry(kernel=(3, 3), strides=(1, 1), dilations=(1, 1), pads=(1, 1, 1, 1), auto_pad="NOTSET", group=1)
     layer = Layer(index=1, name="c", op="Conv", input="x", output="y", weight=np.ones((4, 18)), conv=g, gate="g")
     st = LayerStats(layer)
@@ -130,7 +130,7 @@ def test_conv_batches_split_by_item(monkeypatch):
 @pytest.mark.parametrize("model", ["digits_cnn.onnx", "digits_mlp.onnx"])
 @pytest.mark.parametrize("precision, rtol", [("float64", 1e-10), ("mixed", 1e-6)])
 def test_split_batches_give_the_figures_of_one_thread(monkeypatch, model, precision, rtol):
-    monkeypatch.setattr(stats, "SPLIT_MIN_VALUES", 0)
+    monkeypatch.setattr(stats, "SPLIT_MIN_WORK", 0)
     data = SAMPLES / "digits_test.npz"
     one = snrcli.analyze(SAMPLES / model, data, threads=1, precision=precision).to_dict()
     three = snrcli.analyze(SAMPLES / model, data, threads=3, batch_size=100, precision=precision).to_dict()
@@ -145,7 +145,7 @@ def test_split_batches_give_the_figures_of_one_thread(monkeypatch, model, precis
 
 def test_pickling_an_analysis_folds_its_threads(monkeypatch):
     """A --jobs shard is pickled; the accumulators of its further threads travel merged into the first."""
-    monkeypatch.setattr(stats, "SPLIT_MIN_VALUES", 0)
+    monkeypatch.setattr(stats, "SPLIT_MIN_WORK", 0)
     import onnx
     info = discover(onnx.load(SAMPLES / "digits_mlp.onnx"), output=None, centre_classifier=True)
     x = np.load(SAMPLES / "digits_test.npz")["input"][:40].astype(np.float32)
@@ -165,3 +165,14 @@ def test_pickling_an_analysis_folds_its_threads(monkeypatch):
         a.layer = b.layer
         assert a.samples == b.samples
         np.testing.assert_allclose(a.finish().cov[0], b.finish().cov[0], rtol=1e-10, atol=1e-12)
+
+
+def test_a_small_run_starts_no_thread(monkeypatch):
+    """The sample digits (540 items of 64 values) are too small to split: no thread, no BLAS change."""
+    def no_threads(*a, **k):
+        raise AssertionError("a statistics thread was started")
+
+    monkeypatch.setattr("snrcli.statthreads.ThreadPoolExecutor", no_threads)
+    monkeypatch.setattr("snrcli.statthreads._blas_controller", no_threads)
+    report = snrcli.analyze(SAMPLES / "digits_mlp.onnx", SAMPLES / "digits_test.npz", batch_size=540, threads=2)
+    assert report.to_dict()["data"]["samples"] == 540
