@@ -23,7 +23,8 @@ from .errors import DataError, ModelError, NoLayerError, RuntimeFailure, UsageEr
 from .baselines import max_confidence_sum, weight_baselines
 from .graph import GraphInfo, Layer, discover
 from .metrics import layer_figures, network_figures
-from .modelfile import file_sha256, load_model
+from .aside import Aside
+from .modelfile import FileHash, load_model
 from .products import release_scratch
 from .report import LayerResult, Report
 from .runner import Runner
@@ -351,7 +352,21 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
             warn(msg)
 
     model_path, data_path = str(model), str(data)
+    hashes = {"model": FileHash(model_path), "data": FileHash(data_path)}   # on an idle core meanwhile
+    try:
+        return _analyze(model_path, data_path, settings, hashes, jobs=jobs, scheduler=scheduler,
+                        progress=progress, note=note, warnings=warnings, command=command)
+    finally:
+        for h in hashes.values():
+            h.cancel()          # (a no-op once finished)
+
+
+def _analyze(model_path: str, data_path: str, settings: Settings, hashes: dict[str, FileHash], *, jobs: int,
+             scheduler: str | None, progress: Progress | None, note: Warn, warnings: list[str],
+             command: str | None) -> Report:
+    batch_size = settings.batch_size
     proto, info, ds = prepare(model_path, data_path, settings)
+    aside = {**hashes, "baselines": Aside(_weight_baselines, [L.weight for L in info.layers])}
     # Said once the first batch has run: a model that does not load ends in one error line.
     pending = list(ds.notes)
     if ds.fixed_batch and ds.fixed_batch != batch_size:
@@ -389,21 +404,28 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
     flush()
     return build_report(info, analysis, model_path=model_path, data_path=data_path, ds=ds, settings=settings,
                         warnings=warnings, note=note, command=command,
-                        execution={"jobs": jobs, "scheduler": scheduler})
+                        execution={"jobs": jobs, "scheduler": scheduler},
+                        aside=aside)
+
+
+def _weight_baselines(weights: list[np.ndarray]) -> dict[str, float | None]:
+    with np.errstate(all="ignore"):   # (per thread) an overflow gives a null baseline, not a warning
+        return weight_baselines(weights)
 
 
 def build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_path: str, ds,
                  settings: Settings, warnings: list[str], note: Warn, command: str | None,
-                 execution: dict[str, Any]) -> Report:
+                 execution: dict[str, Any], aside: dict[str, Aside]) -> Report:
     """Finish the statistics into figures and wrap them in a ``Report``."""
     with np.errstate(all="ignore"):
         return _build_report(info, analysis, model_path=model_path, data_path=data_path, ds=ds,
-                             settings=settings, warnings=warnings, note=note, command=command, execution=execution)
+                             settings=settings, warnings=warnings, note=note, command=command, execution=execution,
+                             aside=aside)
 
 
 def _build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_path: str, ds,
                   settings: Settings, warnings: list[str], note: Warn, command: str | None,
-                  execution: dict[str, Any]) -> Report:
+                  execution: dict[str, Any], aside: dict[str, Aside]) -> Report:
     layers = [layer_result(L, st, min_level=settings.min_level, min_activity=settings.min_activity)
               for L, st in zip(info.layers, analysis.stats)]
     for r in layers:
@@ -420,15 +442,15 @@ def _build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_
         accuracy = analysis.correct / analysis.labelled
     baselines = {"mean_max_softmax": analysis.confidence_sum / analysis.scored
                  if analysis.scored and not analysis.score_problem else None,
-                 **weight_baselines([L.weight for L in info.layers])}
+                 **aside["baselines"].result()}
     recorded = asdict(settings)
     for machine_only in ("providers", "threads", "custom_op_library"):
         recorded.pop(machine_only)
     recorded["batch_size"] = ds.fixed_batch or (1 if ds.per_item else settings.batch_size)
     return Report(
         tool={"name": "snr", "version": __version__},
-        model={"path": model_path, "sha256": file_sha256(model_path)},
-        data={"path": data_path, "sha256": ds.sha256, "samples": ds.items, "arrays": ds.keys,
+        model={"path": model_path, "sha256": aside["model"].result()},
+        data={"path": data_path, "sha256": aside["data"].result(), "samples": ds.items, "arrays": ds.keys,
               "labels": ds.label_format, "dropped_nonfinite": ds.dropped_nonfinite},
         settings=recorded,
         layers=layers,

@@ -17,7 +17,6 @@ import numpy as np
 
 from .errors import DataError, UsageError
 from .graph import GraphInput
-from .modelfile import file_sha256
 
 LABEL_KEY = "labels"
 
@@ -105,7 +104,6 @@ class Dataset:
     """Arrays matched to model inputs, optional labels, and how items are fed."""
 
     path: str
-    sha256: str
     arrays: dict[str, np.ndarray]
     labels: np.ndarray | None
     items: int
@@ -455,7 +453,7 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
         raise DataError("the data set is empty: no items to analyse")
     if items == 1:
         raise DataError("the data set has one item: covariances need at least 2 items")
-    return Dataset(path=str(path), sha256=file_sha256(p), arrays=matched, labels=labels, items=items,
+    return Dataset(path=str(path), arrays=matched, labels=labels, items=items,
                    per_item=bool(per_item), fixed_batch=fixed, dropped_nonfinite=dropped, notes=notes,
                    keys=mapping, preprocess=plans, label_format=label_format)
 

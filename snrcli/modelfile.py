@@ -9,24 +9,38 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import onnx
 from onnx import external_data_helper
 
+from .aside import Aside
 from .errors import ModelError
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """The sha256 of a file, read in chunks."""
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20, stop: threading.Event | None = None) -> str:
+    """The sha256 of a file, read in chunks (``stop`` set: give up, return "")."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        while True:
+        while not (stop is not None and stop.is_set()):
             block = f.read(chunk)
             if not block:
-                break
+                return h.hexdigest()
             h.update(block)
-    return h.hexdigest()
+    return ""
+
+
+class FileHash(Aside):
+    """A file's sha256 on a side thread (0.7 s per GB on its own); ``cancel()`` stops it early. Anything
+    but a regular file (a pipe: reading it would take the data) is read only when ``result()`` asks."""
+
+    def __init__(self, path: str | os.PathLike):
+        self._stop = threading.Event()
+        super().__init__(file_sha256, path, stop=self._stop, start=os.path.isfile(path))
+
+    def cancel(self) -> None:
+        self._stop.set()
 
 
 def _external_tensors(model: onnx.ModelProto):

@@ -176,3 +176,24 @@ def test_a_small_run_starts_no_thread(monkeypatch):
     monkeypatch.setattr("snrcli.statthreads._blas_controller", no_threads)
     report = snrcli.analyze(SAMPLES / "digits_mlp.onnx", SAMPLES / "digits_test.npz", batch_size=540, threads=2)
     assert report.to_dict()["data"]["samples"] == 540
+
+
+# --------------------------------------------------------------------------- hashing on the side
+
+def test_file_hash_matches_hashlib_and_can_stop(tmp_path):
+    import hashlib
+    import os
+    from snrcli.modelfile import FileHash
+
+    f = tmp_path / "big.bin"
+    f.write_bytes(os.urandom(3 << 20))
+    assert FileHash(f).result() == hashlib.sha256(f.read_bytes()).hexdigest()
+    stopped = FileHash(f)
+    stopped.cancel()
+    assert stopped.result() in ("", hashlib.sha256(f.read_bytes()).hexdigest())
+    with pytest.raises(FileNotFoundError):
+        FileHash(tmp_path / "missing").result()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    lazy = FileHash(fifo)                 # not read until asked: reading would take a pipe's data
+    assert lazy._thread is None
