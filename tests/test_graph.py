@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper
 
 import snrcli
 from helpers import init, layer, make_model, mlp, node, vi, write
 from snrcli.errors import SnrError, UsageError
-from snrcli.graph import discover
+from snrcli.graph import SKELETON_MIN_ELEMENTS, discover, infer_shapes, shape_skeleton
 
 X = np.array([[0, 0], [2, 0], [0, 1], [2, 3]], dtype=np.float32)     # the hand data set of test_metrics
 W = np.array([[1.0, 1.0], [1.0, -1.0]])
@@ -470,3 +473,46 @@ def test_accuracy_output_is_the_first_float_output():
                        [init("W", W), init("B", np.zeros(2))])
     info = discover(model)
     assert info.accuracy_output == "probs" and info.layers[0].classifier
+
+
+# --------------------------------------------------------------------------- shape inference on a skeleton
+
+def _full_inference(model):
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    g = inferred.graph
+    return {vi.name: [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                      for d in vi.type.tensor_type.shape.dim]
+            for vi in list(g.input) + list(g.value_info) + list(g.output) if vi.type.tensor_type.HasField("shape")}
+
+
+def _models_to_compare():
+    from shared_assets import SHARED
+    here = sorted((Path(__file__).resolve().parents[1] / "sample_models").glob("*.onnx"))
+    there = sorted((SHARED / "models").glob("*.onnx")) if (SHARED / "models").is_dir() else []
+    return here + there
+
+
+@pytest.mark.parametrize("path", _models_to_compare(), ids=lambda p: p.name)
+def test_skeleton_inference_finds_the_shapes_of_full_inference(path):
+    """Shape inference runs on the model without its large weights' values (their shapes kept): it must
+    know every shape that inference on the whole model knows (sample models, and ../shared's 27 when there)."""
+    model = onnx.load(path)
+    skeleton = shape_skeleton(model)
+    assert all(np.prod(t.dims) < SKELETON_MIN_ELEMENTS for t in skeleton.graph.initializer)
+    assert skeleton.ByteSize() < 200_000 or skeleton.ByteSize() < model.ByteSize() / 4
+    shapes, _ = infer_shapes(model)
+    for name, dims in _full_inference(model).items():
+        assert shapes.get(name) == dims, name
+
+
+def test_skeleton_keeps_small_initializers_that_shapes_depend_on():
+    """A Reshape whose target shape is an initializer: its output shape needs that value."""
+    w = np.ones((2048, 4), np.float32)      # large: only its shape is kept
+    model = make_model(
+        [node("MatMul", ["x", "w"], ["h"]), node("Reshape", ["h", "shape"], ["y"])],
+        [vi("x", ["N", 2048])], [vi("y", None)],
+        [init("w", w), init("shape", np.array([-1, 2, 2], np.int64))], check=False)
+    shapes, _ = infer_shapes(model)
+    assert shapes["h"] == ["N", 4] and shapes["y"][1:] == [2, 2]
+    assert [t.name for t in shape_skeleton(model).graph.initializer] == ["shape"]
+    assert "w" in [i.name for i in shape_skeleton(model).graph.input]
