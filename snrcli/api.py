@@ -366,7 +366,8 @@ def _analyze(model_path: str, data_path: str, settings: Settings, hashes: dict[s
              command: str | None) -> Report:
     batch_size = settings.batch_size
     proto, info, ds = prepare(model_path, data_path, settings)
-    aside = {**hashes, "baselines": Aside(_weight_baselines, [L.weight for L in info.layers])}
+    weights = [L.weight for L in info.layers]
+    aside = {**hashes, "baselines": Aside(_weight_baselines, weights, start=sum(w.size for w in weights) >= 1 << 20)}
     # Said once the first batch has run: a model that does not load ends in one error line.
     pending = list(ds.notes)
     if ds.fixed_batch and ds.fixed_batch != batch_size:

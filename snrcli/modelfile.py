@@ -31,13 +31,18 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20, stop: threading.E
     return ""
 
 
+ASIDE_MIN_BYTES = 8 << 20   # smaller files are hashed when asked: a thread's GIL hand-overs cost more
+
+
 class FileHash(Aside):
-    """A file's sha256 on a side thread (0.7 s per GB on its own); ``cancel()`` stops it early. Anything
-    but a regular file (a pipe: reading it would take the data) is read only when ``result()`` asks."""
+    """A file's sha256 on a side thread (0.7 s per GB on its own); ``cancel()`` stops it early. Small
+    files, and anything but a regular file (a pipe: reading it would take the data), are read only when
+    ``result()`` asks."""
 
     def __init__(self, path: str | os.PathLike):
         self._stop = threading.Event()
-        super().__init__(file_sha256, path, stop=self._stop, start=os.path.isfile(path))
+        big = os.path.isfile(path) and os.path.getsize(path) >= ASIDE_MIN_BYTES
+        super().__init__(file_sha256, path, stop=self._stop, start=big)
 
     def cancel(self) -> None:
         self._stop.set()

@@ -186,8 +186,13 @@ def test_file_hash_matches_hashlib_and_can_stop(tmp_path):
     from snrcli.modelfile import FileHash
 
     f = tmp_path / "big.bin"
-    f.write_bytes(os.urandom(3 << 20))
-    assert FileHash(f).result() == hashlib.sha256(f.read_bytes()).hexdigest()
+    f.write_bytes(os.urandom(9 << 20))
+    on_the_side = FileHash(f)
+    assert on_the_side._thread is not None and on_the_side.result() == hashlib.sha256(f.read_bytes()).hexdigest()
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"abc")
+    when_asked = FileHash(small)
+    assert when_asked._thread is None and when_asked.result() == hashlib.sha256(b"abc").hexdigest()
     stopped = FileHash(f)
     stopped.cancel()
     assert stopped.result() in ("", hashlib.sha256(f.read_bytes()).hexdigest())
