@@ -171,6 +171,20 @@ class CoMoments:
         return self.sxy / self.n - mx[:, :, None] * my[:, None, :]
 
 
+SIGN_BIT = np.uint32(0x80000000)
+
+
+def abs_max(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """max |a| over ``axes``. float32 data with no sign bit set (ReLU outputs, pixels) takes one pass
+    instead of two: such floats order as their bit patterns do, so the largest pattern read as uint32
+    is the largest value, and any sign bit (a negative value, -0.0) shows as a pattern >= 2^31."""
+    if a.dtype == np.float32 and a.size:
+        top = a.view(np.uint32).max(axis=axes)
+        if not np.any(top >= SIGN_BIT):
+            return top.view(np.float32)
+    return np.maximum(a.max(axis=axes), -a.min(axis=axes))
+
+
 def count_along(a: np.ndarray, test, axis: int) -> np.ndarray:
     """For each index of ``axis``: how many values of ``a`` pass ``test(a, 0)`` (``np.not_equal``,
     ``np.greater``). The 0/1 mask goes to a reused buffer and is summed as int8 into int32:
@@ -262,7 +276,7 @@ class LayerStats:
                 if len(y2) != len(x2):
                     raise RuntimeFailure(f"layer {L.name!r}: {len(x2)} input rows but {len(y2)} output rows")
             if len(x2):
-                self._channels(np.maximum(x2.max(axis=0), -x2.min(axis=0)), count_along(x2, np.not_equal, 1),
+                self._channels(abs_max(x2, (0,)), count_along(x2, np.not_equal, 1),
                                len(x2))
             self.acc.update(x2, y2)
             unit_axis, y_shape = -1, (len(x2), L.units) if L.input_transposed else x.shape[:-1] + (L.units,)
@@ -276,7 +290,7 @@ class LayerStats:
                 raise RuntimeFailure(f"layer {L.name!r}: output shape {y.shape} does not fit input {x.shape}")
             if x.shape[0]:
                 axes = (0,) + tuple(range(2, x.ndim))
-                self._channels(np.maximum(x.max(axis=axes), -x.min(axis=axes)), count_along(x, np.not_equal, 1),
+                self._channels(abs_max(x, axes), count_along(x, np.not_equal, 1),
                                x.shape[0] * int(np.prod(x.shape[2:])))
                 self._conv_comoments(x, y)
             unit_axis = 1

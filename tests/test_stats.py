@@ -232,3 +232,27 @@ def test_gate_matrix_tracks_the_unit_axis_through_size_one_axes():
     np.testing.assert_array_equal(gate_matrix(gate, y_shape, 1, 3), gate)
     gate4 = np.arange(6.0).reshape(2, 1, 3)
     np.testing.assert_array_equal(gate_matrix(gate4, (2, 3), -1, 3), gate)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("kind", ["relu", "signed", "negative zero", "nan", "-nan", "inf", "all zero"])
+def test_abs_max_equals_the_two_pass_definition(dtype, kind):
+    from snrcli.stats import abs_max
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(7, 5, 4)).astype(dtype)
+    if kind != "signed":
+        a = np.abs(a)
+    special = {"negative zero": -0.0, "nan": np.nan, "-nan": -np.nan, "inf": np.inf}
+    if kind in special:
+        a[2, 3, 1] = special[kind]
+        if kind == "-nan":                      # a NaN with its sign bit set
+            a[2, 3, 1] = -np.abs(a[2, 3, 1])
+            assert np.signbit(a[2, 3, 1])
+    if kind == "all zero":
+        a[:] = 0
+    for axes in [(0,), (0, 2), (1,)]:
+        want = np.maximum(a.max(axis=axes), -a.min(axis=axes))
+        got = abs_max(a, axes)
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype
+    np.testing.assert_array_equal(abs_max(a.reshape(28, 5)[::2], (0,)), np.abs(a.reshape(28, 5)[::2]).max(axis=0))
