@@ -256,3 +256,22 @@ def test_abs_max_equals_the_two_pass_definition(dtype, kind):
         np.testing.assert_array_equal(got, want)
         assert got.dtype == want.dtype
     np.testing.assert_array_equal(abs_max(a.reshape(28, 5)[::2], (0,)), np.abs(a.reshape(28, 5)[::2]).max(axis=0))
+
+
+@pytest.mark.parametrize("shape, axis", [((600, 13), 1), ((300, 8), 1), ((5, 3, 7, 9), 1), ((2, 3, 4), 2),
+                                         ((4, 6), 0), ((1, 1), 1), ((0, 5), 1), ((257, 2, 3), 1)])
+@pytest.mark.parametrize("test", [np.not_equal, np.greater])
+def test_count_along_equals_count_nonzero(shape, axis, test):
+    """Byte-wide counters summed 255 rows at a time: more rows than that, widths not a multiple of 8."""
+    from snrcli.stats import count_along
+    rng = np.random.default_rng(1)
+    a = (rng.normal(size=shape) * (rng.random(shape) < 0.6)).astype(np.float32)
+    axes = tuple(i for i in range(a.ndim) if i != axis)
+    got = count_along(a, test, axis)
+    np.testing.assert_array_equal(got, np.count_nonzero(test(a, 0), axis=axes))
+    assert got.dtype == np.int64
+    full = np.ones((1000, 3), np.float32)           # every counter at its most: 1000 > 255 rows
+    np.testing.assert_array_equal(count_along(full, test, 1), [1000] * 3)
+    np.testing.assert_array_equal(count_along(a.T if a.ndim == 2 else a, test, 0 if a.ndim == 2 else axis),
+                                  np.count_nonzero(test(a.T if a.ndim == 2 else a, 0),
+                                                   axis=(1,) if a.ndim == 2 else axes))
