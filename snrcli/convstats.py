@@ -1,22 +1,22 @@
 """A conv layer's co-moment sums, computed like its weight gradient (spec sections 1-2).
 
 A conv sample is one (item, output position) pair; its inputs are the patch
-elements ``j = (c, k)`` (channel, kernel offset), padding read as 0. Instead of
-materialising the patch matrix, the sums are taken one kernel offset at a time:
-for offset ``k`` the inputs of every sample form a strided view of the (padded)
-input, so ``sum_samples x_(c,k) y_i`` is one matrix product of that view,
-laid out (C, samples), with the output laid out (samples, M): the product that
-backpropagation computes for the weight gradient, in the same number of
-operations as the forward conv.
+elements ``j = (k, c)`` (kernel offset, channel), padding read as 0. For a chunk
+of items at a time, the patches are copied one kernel offset at a time (each a
+strided view of the padded input) into a reused buffer laid out (rows j,
+samples), and ``sum_samples x_j y_i`` is one matrix product of that buffer with
+the output laid out (samples, M): the product that backpropagation computes for
+the weight gradient, in the same number of operations as the forward conv.
 
 Sums are shifted (``x - s_c`` per input channel, ``y - t_i`` per unit) so large
 means do not cancel. The padded buffer holds 0 where the input is padding, not
-``0 - s_c``; the missing ``-s_c`` terms are added back exactly from the sums of
-``y - t`` over the output positions where offset ``k`` reads padding.
-
-A Gram accumulator (``y=None``: layers with few inputs per unit) multiplies the
-patches with themselves instead, extended by one padding-indicator row per
-offset and a row of ones, from which the shifted sums follow exactly.
+``0 - s_c``, so that the large ``s_c`` never enters a float32 product; the
+buffer is extended by one padding-indicator row per kernel offset and a row of
+ones (and the output by a row of ones), so the same product also gives the sums
+of ``y - t`` over the samples where offset ``k`` reads padding, the item sums
+and the padding counts, from which the missing ``-s_c`` terms are added back
+exactly. A Gram accumulator (``y=None``: layers with few inputs per unit)
+multiplies the extended buffer with itself instead.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 
 from .convgeom import output_shape, resolve_pads
 from .graph import ConvGeometry
-from .products import blocked_product, scratch, sum_middle, work_dtype
+from .products import blocked_product, scratch, work_dtype
 
 CHUNK_BYTES = 32 << 20   # input, output and patch buffers of the items processed at once, per conv layer
 
@@ -74,18 +74,16 @@ class ConvSums:
         dt = work_dtype(acc.sxy[0].size, *([x] if gram else [x, y]), exact=acc.exact)
         shift_x = acc.shift_x.reshape(g, k, cg)[:, 0, :].ravel()     # one shift per input channel
         p = k * cg
-        rows = p + (k + 1 if gram else 0)   # Gram: + one padding indicator per offset + a row of ones
-        ext = np.zeros((g, rows, rows)) if gram else None
-        sx = np.zeros((c, k))
-        sy = np.zeros(m)
-        pad_y = np.zeros((k, m))         # sum of (y - t) over samples where offset k reads padding
+        kp = 0 if pad_masks is None else k
+        rows = p + kp + 1                  # patches, a padding indicator per offset (if any), ones
+        ext = np.zeros((g, rows, rows if gram else mg + 1))
         positions = math.prod(out)
-        item_bytes = (c * math.prod(padded) + ((0 if gram else m) + g * rows) * positions) * np.dtype(dt).itemsize
+        item_bytes = (c * math.prod(padded) + ((0 if gram else m + g) + g * rows) * positions) * np.dtype(dt).itemsize
         step = max(1, CHUNK_BYTES // max(1, item_bytes))
         everything = (slice(None), slice(None))
         inside = everything + tuple(slice(b, b + s) for (b, _), s in zip(pads, spatial))
         sx_shift = shift_x.astype(dt).reshape((c,) + (1,) * (1 + len(spatial)))
-        sy_shift = None if gram else acc.shift_y.astype(dt).reshape((m,) + (1,) * (1 + len(out)))
+        sy_shift = None if gram else acc.shift_y.astype(dt).reshape((g, mg) + (1,) * (1 + len(out)))
         for lo in range(0, x.shape[0], step):
             xc = x[lo:lo + step]
             b = xc.shape[0]
@@ -97,52 +95,51 @@ class ConvSums:
             patches = cols[:, :p].reshape((g, k, cg, b) + out)
             for j, view in enumerate(views):
                 np.copyto(patches[:, j], xt[everything + view].reshape((g, cg, b) + out))
+            if kp:
+                cols[:, p:p + kp].reshape(g, kp, b, positions)[...] = pad_masks[:, None, :]
+            cols[:, p + kp] = 1
             if gram:
-                extra = cols[:, p:].reshape(g, k + 1, b, positions)
-                extra[:, :k] = 0 if pad_masks is None else pad_masks[:, None, :]
-                extra[:, k] = 1
                 blocked_product(cols, None, ext)
                 continue
-            yt = scratch("yt", (m, b) + out, dt)                             # y - t
-            np.subtract(np.moveaxis(y[lo:lo + step], 1, 0), sy_shift, out=yt, casting="unsafe")
-            blocked_product(cols, yt.reshape(g, mg, b * positions), acc.sxy)
-            y_pos = sum_middle(yt.reshape(m, b, positions))                   # (M, positions)
-            sy += y_pos.sum(axis=1)
-            if pad_masks is not None:
-                pad_y += pad_masks @ y_pos.T
-            x_pos = sum_middle(xt.reshape(c, b, -1)).reshape((c,) + padded)   # (C, *padded)
-            for j, view in enumerate(views):
-                sx[:, j] += x_pos[(slice(None),) + view].reshape(c, -1).sum(axis=1)
+            yt = scratch("yt", (g, mg + 1, b * positions), dt)              # y - t, then ones
+            np.subtract(np.moveaxis(y[lo:lo + step], 1, 0).reshape((g, mg, b) + out), sy_shift,
+                        out=yt[:, :mg].reshape((g, mg, b) + out), casting="unsafe")
+            yt[:, mg] = 1
+            blocked_product(cols, yt, ext)
         acc.n += x.shape[0] * positions
-        if gram:
-            self._add_gram(ext, shift_x, acc)
-            return
-        if pad_masks is not None:     # x - s on padding is -s, not the 0 the buffer holds
-            sxy = acc.sxy.reshape(g, k, cg, mg)
-            s_g = shift_x.reshape(g, cg, 1)
-            pad_g = pad_y.reshape(k, g, 1, mg)
-            for j in range(k):
-                sxy[:, j] -= s_g * pad_g[j]
-            sx -= shift_x[:, None] * (x.shape[0] * pad_masks.sum(axis=1))[None, :]
-        acc.sx += sx.reshape(g, cg, k).transpose(0, 2, 1).reshape(g, k * cg)
-        acc.sy += sy.reshape(g, mg)
+        self._add_sums(ext, shift_x, kp, acc, gram)
 
-    def _add_gram(self, ext: np.ndarray, shift_x: np.ndarray, acc) -> None:
-        """Shifted Gram sums from the products of [patches; padding indicators; ones]: with
-        u_j = v_j - s_j p_j (v: the buffer, 0 on padding; p_j: 1 where j reads padding),
+    def _add_sums(self, ext: np.ndarray, shift_x: np.ndarray, kp: int, acc, gram: bool) -> None:
+        """Shifted sums from the products of [patches; padding indicators; ones] with themselves (Gram)
+        or with [y - t; ones]. With u_j = v_j - s_j p_j (v: the buffer, 0 on padding; p_j: 1 where input
+        j = (k, c) reads padding): sum u_j w = V[j, w] - s_j A[k(j), w] for any w, and for the Gram
         sum u_j u_j' = V - s_j' A[j, k(j')] - s_j A[j', k(j)] + s_j s_j' Q[k(j), k(j')]."""
         g, k = self.g, self.k
         cg = self.c // g
         p = k * cg
-        v, a, q = ext[:, :p, :p], ext[:, :p, p:p + k], ext[:, p:p + k, p:p + k]
+        one = p + kp                                        # the row (and Gram column) of ones
         k_of = np.repeat(np.arange(k), cg)                  # rows are ordered (k, c)
         s = np.tile(shift_x.reshape(g, cg), (1, k))         # s_j, (G, P)
-        a_j = a[:, :, k_of]                                 # A[j, k(j')]
-        acc.sxy += (v - s[:, None, :] * a_j - s[:, :, None] * a_j.transpose(0, 2, 1)
-                    + s[:, :, None] * s[:, None, :] * q[:, k_of][:, :, k_of])
-        su = ext[:, :p, p + k] - s * ext[:, p:p + k, p + k][:, k_of]
+        if gram:
+            v = ext[:, :p, :p]
+            su = ext[:, :p, one]
+            if kp:
+                a_j = ext[:, :p, p:p + k][:, :, k_of]       # A[j, k(j')]
+                q = ext[:, p:p + k, p:p + k][:, k_of][:, :, k_of]
+                v = v - s[:, None, :] * a_j - s[:, :, None] * a_j.transpose(0, 2, 1) + s[:, :, None] * s[:, None, :] * q
+                su = su - s * ext[:, p:p + k, one][:, k_of]
+            acc.sxy += v
+            acc.sx += su
+            acc.sy += su
+            return
+        mg = ext.shape[2] - 1
+        sxy, su = ext[:, :p, :mg], ext[:, :p, mg]
+        if kp:
+            sxy = sxy - s[:, :, None] * ext[:, p:p + k, :mg][:, k_of]
+            su = su - s * ext[:, p:p + k, mg][:, k_of]
+        acc.sxy += sxy
         acc.sx += su
-        acc.sy += su
+        acc.sy += ext[:, one, :mg]
 
     def _plan(self, spatial: tuple[int, ...], out: tuple[int, ...]):
         """Padding, padded shape, one strided view per kernel offset, and a (K, positions) 0/1 matrix
