@@ -316,6 +316,8 @@ class LayerStats:
         L = self.layer
         if parts < 2 or not self.worth_splitting(x) or self.acc.sxy.size > SPLIT_MAX_COMOMENTS:
             return None
+        if self.route == "gram":      # its syrk runs as fast on the whole BLAS, and the copies of the row
+            return None               # buffer cost more than the shared passes save (paper MLP: +20%)
         if L.conv is None:
             if L.input_transposed or x.ndim == 0 or x.shape[-1] != L.inputs:
                 return None

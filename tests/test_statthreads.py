@@ -80,7 +80,7 @@ def test_default_thread_count(monkeypatch):
 
 # --------------------------------------------------------------------------- splitting a batch
 
-def dense_layer(p=6, m=4, transposed=False):
+def dense_layer(p=8, m=4, transposed=False):
     w = np.arange(m * p, dtype=np.float64).reshape(m, p) / 10
     return Layer(index=1, name="fc", op="MatMul", input="x", output="y", weight=w, gate="g",
                  input_transposed=transposed)
@@ -89,11 +89,12 @@ def dense_layer(p=6, m=4, transposed=False):
 def test_dense_batches_split_into_runs_of_rows(monkeypatch):
     monkeypatch.setattr(stats, "SPLIT_MIN_WORK", 0)
     st = LayerStats(dense_layer())
-    x = np.arange(5 * 7 * 6, dtype=np.float32).reshape(5, 7, 6)      # (items, tokens, features)
+    assert st.route == "cross"
+    x = np.arange(5 * 7 * 8, dtype=np.float32).reshape(5, 7, 8)      # (items, tokens, features)
     y = np.arange(5 * 7 * 4, dtype=np.float32).reshape(5, 7, 4)
     pieces = st.split(x, y, y, 3)
     assert [len(p[0]) for p in pieces] == [11, 12, 12]               # 35 rows
-    np.testing.assert_array_equal(np.concatenate([p[0] for p in pieces]), x.reshape(35, 6))
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in pieces]), x.reshape(35, 8))
     np.testing.assert_array_equal(np.concatenate([p[1] for p in pieces]), y.reshape(35, 4))
     np.testing.assert_array_equal(np.concatenate([p[2] for p in pieces]), y.reshape(35, 4))
     assert st.split(x, None, None, 3)[2][1:] == (None, None)
@@ -102,10 +103,12 @@ def test_dense_batches_split_into_runs_of_rows(monkeypatch):
 def test_batches_that_do_not_split_cleanly_go_whole(monkeypatch):
     monkeypatch.setattr(stats, "SPLIT_MIN_WORK", 0)
     st = LayerStats(dense_layer())
-    x = np.ones((8, 6), np.float32)
+    x = np.ones((8, 8), np.float32)
     assert st.split(x, None, np.ones((8, 1), np.float32), 2) is None      # gate of another shape
     assert st.split(x, np.ones((7, 4), np.float32), None, 2) is None      # output rows do not match
     assert st.split(np.ones((8, 5), np.float32), None, None, 2) is None   # wrong width: update reports it
+    gram = LayerStats(dense_layer(p=6))                                   # the Gram route runs whole
+    assert gram.route == "gram" and gram.split(np.ones((8, 6), np.float32), None, None, 2) is None
     assert st.split(x[:1], None, None, 2) is None                         # fewer rows than threads
     assert LayerStats(dense_layer(transposed=True)).split(x.T, None, None, 2) is None
     monkeypatch.setattr(stats, "SPLIT_MIN_WORK", 1 << 15)
