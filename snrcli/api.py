@@ -36,6 +36,7 @@ DEFAULT_MIN_LEVEL = 0.01
 DEFAULT_MIN_ACTIVITY = 0.01
 PRECISIONS = ("mixed", "float64")   # products of float32 activations: float32 blocks summed in float64, or float64
 DEFAULT_PRECISION = "mixed"
+ASIDE_MIN_WEIGHTS = 1 << 20   # weight baselines on a side thread from this many weights (else when asked)
 
 Progress = Callable[[int, int], None]
 Warn = Callable[[str], None]
@@ -367,7 +368,8 @@ def _analyze(model_path: str, data_path: str, settings: Settings, hashes: dict[s
     batch_size = settings.batch_size
     proto, info, ds = prepare(model_path, data_path, settings)
     weights = [L.weight for L in info.layers]
-    aside = {**hashes, "baselines": Aside(_weight_baselines, weights, start=sum(w.size for w in weights) >= 1 << 20)}
+    big = sum(w.size for w in weights) >= ASIDE_MIN_WEIGHTS
+    aside = {**hashes, "baselines": Aside(_weight_baselines, weights, start=big)}
     # Said once the first batch has run: a model that does not load ends in one error line.
     pending = list(ds.notes)
     if ds.fixed_batch and ds.fixed_batch != batch_size:

@@ -282,8 +282,7 @@ class LayerStats:
                 if len(y2) != len(x2):
                     raise RuntimeFailure(f"layer {L.name!r}: {len(x2)} input rows but {len(y2)} output rows")
             if len(x2):
-                self._channels(abs_max(x2, (0,)), count_along(x2, np.not_equal, 1),
-                               len(x2))
+                self._channels(abs_max(x2, (0,)), count_along(x2, np.not_equal, 1), len(x2))
             self.acc.update(x2, y2)
             unit_axis, y_shape = -1, (len(x2), L.units) if L.input_transposed else x.shape[:-1] + (L.units,)
         else:
