@@ -106,6 +106,7 @@ def common_flags(f: Callable) -> Callable:
 def analysis_options(f: Callable) -> Callable:
     """The settings of an analysis, shared by every command that can analyse a model on the fly."""
     from .api import DEFAULT_BATCH_SIZE, DEFAULT_MIN_ACTIVITY, DEFAULT_MIN_LEVEL, DEFAULT_PRECISION, PRECISIONS
+    from .statthreads import MAX_DEFAULT_THREADS
 
     opts = [
         click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
@@ -140,7 +141,7 @@ def analysis_options(f: Callable) -> Callable:
                      help="onnxruntime execution providers, comma-separated (default: CPUExecutionProvider)."),
         click.option("--threads", type=click.IntRange(min=1), default=None,
                      help="Threads for onnxruntime (intra-op) and for the statistics (default: onnxruntime's "
-                          "choice, and the available cores up to 8 for the statistics)."),
+                          f"choice, and the available cores up to {MAX_DEFAULT_THREADS} for the statistics)."),
         click.option("--custom-op-library", type=click.Path(dir_okay=False, exists=True), default=None,
                      help="Load this onnxruntime custom-op library (never loaded unless named here)."),
         click.option("--precision", type=click.Choice(PRECISIONS), default=DEFAULT_PRECISION, show_default=True,
