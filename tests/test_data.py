@@ -345,3 +345,22 @@ def test_one_hot_labels_are_said_and_recorded(tmp_path):
     assert one_hot["data"]["labels"] == "one-hot" and ids["data"]["labels"] == "class ids"
     assert one_hot["accuracy"] == ids["accuracy"] and one_hot["labelled"] == len(y)
     assert any("one-hot" in s for s in said)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
+def test_nonfinite_items_fast_path_and_exact_fallback(dtype):
+    """A chunk with a finite sum is skipped; an overflowing sum of finite values, and +Inf with -Inf
+    (a NaN sum), fall through to the exact per-item test."""
+    from snrcli.data import nonfinite_items
+
+    big = np.finfo(dtype).max
+    a = np.ones((40, 3), dtype=dtype)
+    assert not nonfinite_items(a).any()
+    a[:, :] = big                        # every value finite, the sum overflows
+    assert not nonfinite_items(a, chunk_bytes=64).any()
+    a[5, 1], a[33, 0] = np.inf, -np.inf  # opposite infinities: the sum is NaN
+    a[17, 2] = np.nan
+    assert np.flatnonzero(nonfinite_items(a, chunk_bytes=64)).tolist() == [5, 17, 33]
+    b = np.zeros((40, 3), dtype=dtype)
+    b[39, 2] = -np.inf
+    assert np.flatnonzero(nonfinite_items(b)).tolist() == [39]
