@@ -110,18 +110,23 @@ class Analysis:
 
     def update(self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray], valid: int,
                labels: np.ndarray | None, fixed_batch: int | None, pool: StatThreads | None = None) -> None:
-        """Add one batch. Layers whose batch splits (``LayerStats.split``) are cut into runs of samples,
-        one per thread of ``pool``, together with the small layers that do not split (each whole, to the
-        least loaded thread); large layers that do not split run afterwards with the whole BLAS."""
+        """Add one batch. Conv layers whose batch splits (``LayerStats.split``) are cut into runs of
+        items, one per thread of ``pool``, together with the small conv layers that do not split (each
+        whole, to the least loaded thread); large conv layers that do not split run afterwards with the
+        whole BLAS. Dense layers come last, on the calling thread: they share blocks of rows out to the
+        pool themselves."""
         values = {**outputs, **feeds}
         if fixed_batch and valid < fixed_batch:
             values = {k: drop_padding(v, fixed_batch, valid) for k, v in values.items()}
         n = pool.threads if pool is not None else 1
-        layers = []
+        layers, dense = [], []
         for i, L in enumerate(self.info.layers):
             args = (values[L.input], values[L.output] if needs_output(L) else None,
                     values[L.gate] if L.gate else None)
-            layers.append((i, args, self.stats[i].split(*args, n) if n > 1 else None))
+            if L.conv is None:
+                dense.append((i, args))
+            else:
+                layers.append((i, args, self.stats[i].split(*args, n) if n > 1 else None))
         if all(pieces is None for _, _, pieces in layers):
             n = 1                     # nothing worth sharing out: the calling thread, the whole BLAS
         work: list[list] = [[] for _ in range(n)]
@@ -149,19 +154,29 @@ class Analysis:
             run(0)
         for i, args in alone:
             self._add(self.stats[i], args)
+        for i, args in dense:
+            self._add(self.stats[i], args, pool)
         if self.info.accuracy_output and self.score_problem is None:
             self._score(np.asarray(values[self.info.accuracy_output]), valid, labels)
 
     @staticmethod
-    def _add(st: LayerStats, piece: tuple) -> None:
+    def _add(st: LayerStats, piece: tuple, pool: StatThreads | None = None, drain: bool = False) -> None:
         L = st.layer
         try:
             with np.errstate(all="ignore"):   # per thread: overflow becomes null figures with a reason
-                st.update(*piece)
+                if drain:
+                    st.drain(pool)
+                else:
+                    st.update(*piece, pool=pool)
         except RuntimeFailure:
             raise
         except (ValueError, IndexError) as e:
             raise RuntimeFailure(f"layer {L.index} ({L.name}): statistics failed on this batch: {e}") from e
+
+    def drain(self, pool: StatThreads | None = None) -> None:
+        """Take in the rows that dense layers keep waiting for a full block (at the end of the data)."""
+        for st in self.stats:
+            self._add(st, (), pool, drain=True)
 
     def _score(self, out: np.ndarray, valid: int, labels: np.ndarray | None) -> None:
         """Top-1 accuracy and max-softmax confidence from the scored output (one class vector per item)."""
@@ -302,6 +317,7 @@ def _stream(runner, analysis, ds, info, settings, start, stop, labels, progress,
                 raise RuntimeFailure(f"items {lo}-{lo + valid - 1}: {e}") from e
             if progress:
                 progress(valid)
+        analysis.drain(pool)
     finally:
         release_scratch()
 

@@ -29,11 +29,13 @@ from .convgeom import output_shape
 from .errors import RuntimeFailure
 from .graph import Layer
 from .products import BLOCK_ROWS, blocked_product, scratch, sum_middle, work_dtype
+from .statthreads import StatThreads
 
 BUFFER_BYTES = 16 << 20   # float32 rows buffered per dense layer before they are multiplied
 GRAM_RATIO = 1.5   # layers with P <= 1.5 M inputs per unit (per group) take a Gram route
 SPLIT_MIN_WORK = 1 << 24   # a batch is split across statistics threads from input values x units ...
 SPLIT_MAX_COMOMENTS = 1 << 22   # ... for layers of at most this many co-moments (each thread keeps a copy)
+BLOCK_SPLIT_MIN = 1 << 18   # a dense block's passes are shared out between threads from this many values
 
 
 def _rounded(v: np.ndarray, dt) -> np.ndarray:
@@ -93,11 +95,7 @@ class CoMoments:
             self.sx[0] += sx
             self.sy[0] += sx if ys is None else ys.sum(axis=0)
             return
-        if self._xbuf is None:
-            width = x.shape[1] + (0 if self.gram else y.shape[1])
-            rows = int(min(BLOCK_ROWS, max(64, BUFFER_BYTES // (4 * width))))
-            self._xbuf = np.empty((rows, x.shape[1]), np.float32)
-            self._ybuf = None if self.gram else np.empty((rows, y.shape[1]), np.float32)
+        self.buffer_rows()
         shift_x = self.shift_x[0].astype(np.float32)
         shift_y = None if self.gram else self.shift_y[0].astype(np.float32)
         lo = 0
@@ -116,6 +114,26 @@ class CoMoments:
             lo += take
             if self._rows == len(self._xbuf):
                 self._flush()
+
+    def buffer_rows(self) -> int:
+        """Rows of the float32 buffers (allocated on first use): ``BLOCK_ROWS``, or fewer for wide layers."""
+        if self._xbuf is None:
+            p, m = self.sx.shape[1], self.sy.shape[1]
+            width = p + (0 if self.gram else m)
+            rows = int(min(BLOCK_ROWS, max(64, BUFFER_BYTES // (4 * width))))
+            self._xbuf = np.empty((rows, p), np.float32)
+            self._ybuf = None if self.gram else np.empty((rows, m), np.float32)
+        return len(self._xbuf)
+
+    def add_block(self, rows: int, sx: np.ndarray, sy: np.ndarray | None) -> None:
+        """Count ``rows`` shifted float32 rows already written to the front of the buffers, whose sums are
+        ``sx`` (and ``sy``), and multiply them."""
+        assert self._rows == 0 and rows <= len(self._xbuf)
+        self.n += rows
+        self.sx[0] += sx
+        self.sy[0] += sx if self.gram else sy
+        self._rows = rows
+        self._flush()
 
     def _flush(self) -> None:
         """Multiply the buffered rows (float32) and add the result to the float64 sums."""
@@ -256,21 +274,27 @@ class LayerStats:
         self.gate_samples = 0
         self._conv = ConvSums(layer.conv, c, layer.units) if layer.conv else None
         self._w32: np.ndarray | None = None
+        self._rows: list[tuple] = []   # dense float32 route: (x, y, gate) rows waiting for a block
+        self._waiting = 0
 
     @property
     def samples(self) -> int:
         return self.acc.n
 
     def __getstate__(self):  # a shard sends statistics back, not the layer's weights
+        self.drain()
         return {k: v for k, v in self.__dict__.items() if k not in ("layer", "_conv", "_w32")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.layer, self._conv, self._w32 = None, None, None
 
-    def update(self, x: np.ndarray, y: np.ndarray | None, gate: np.ndarray | None) -> None:
+    def update(self, x: np.ndarray, y: np.ndarray | None, gate: np.ndarray | None,
+               pool: StatThreads | None = None) -> None:
         """Add one batch: the layer's input ``x``, its output ``y`` (when ``needs_output``) and its
-        activity-gate tensor."""
+        activity-gate tensor. A dense layer with float32 products keeps references to its rows (do not
+        write to the arrays afterwards) until they fill a block, which ``pool``'s threads then share out
+        (see ``_block``); ``drain`` takes in the rest."""
         L = self.layer
         if L.conv is None:
             x2 = x.T if L.input_transposed else x.reshape(-1, x.shape[-1] if x.ndim else 1)
@@ -281,10 +305,16 @@ class LayerStats:
                 y2 = self._weighted_sum(x2) if y is None else y.reshape(-1, L.units)
                 if len(y2) != len(x2):
                     raise RuntimeFailure(f"layer {L.name!r}: {len(x2)} input rows but {len(y2)} output rows")
+            unit_axis, y_shape = -1, (len(x2), L.units) if L.input_transposed else x.shape[:-1] + (L.units,)
+            if len(x2) and self._blocked(x2, y2):
+                g2 = self._gate_rows(gate, y_shape, len(x2))
+                if gate is not None and g2 is None:
+                    self._count_on(gate, tuple(y_shape), unit_axis)   # (or reports the mismatch)
+                self._wait(x2, y2, g2, pool)
+                return
             if len(x2):
                 self._channels(abs_max(x2, (0,)), count_along(x2, np.not_equal, 1), len(x2))
             self.acc.update(x2, y2)
-            unit_axis, y_shape = -1, (len(x2), L.units) if L.input_transposed else x.shape[:-1] + (L.units,)
         else:
             if x.ndim != len(L.conv.kernel) + 2 or x.shape[1] != L.in_channels:
                 raise RuntimeFailure(f"layer {L.name!r}: input shape {x.shape} does not fit its weight")
@@ -315,33 +345,96 @@ class LayerStats:
         L = self.layer
         if parts < 2 or not self.worth_splitting(x) or self.acc.sxy.size > SPLIT_MAX_COMOMENTS:
             return None
-        if self.route == "gram":      # its syrk runs as fast on the whole BLAS, and the copies of the row
-            return None               # buffer cost more than the shared passes save (paper MLP: +20%)
-        if L.conv is None:
-            if L.input_transposed or x.ndim == 0 or x.shape[-1] != L.inputs:
-                return None
-            lead = x.shape[:-1]
-            x = x.reshape(-1, L.inputs)
-            rows = len(x)
-            if y is not None:
-                if y.size != rows * L.units:
-                    return None
-                y = y.reshape(rows, L.units)
-            if gate is not None:
-                if gate.shape != lead + (L.units,):
-                    return None
-                gate = gate.reshape(rows, L.units)
-        else:
-            if x.ndim != len(L.conv.kernel) + 2 or x.shape[1] != L.in_channels:
-                return None
-            rows = x.shape[0]
-            y_shape = (rows, L.units) + output_shape(L.conv, x.shape[2:])
-            if (y is not None and y.shape != y_shape) or (gate is not None and gate.shape != y_shape):
-                return None
+        if L.conv is None:            # dense layers share out blocks of rows instead (``update``)
+            return None
+        if x.ndim != len(L.conv.kernel) + 2 or x.shape[1] != L.in_channels:
+            return None
+        rows = x.shape[0]
+        y_shape = (rows, L.units) + output_shape(L.conv, x.shape[2:])
+        if (y is not None and y.shape != y_shape) or (gate is not None and gate.shape != y_shape):
+            return None
         if rows < parts:
             return None
         edges = [rows * t // parts for t in range(parts + 1)]
         return [tuple(None if v is None else v[a:b] for v in (x, y, gate)) for a, b in zip(edges, edges[1:])]
+
+    # ----------------------------------------------------------------------- dense blocks
+
+    def _blocked(self, x2: np.ndarray, y2: np.ndarray | None) -> bool:
+        """Whether this dense layer's products are float32 blocks (else float64, batch by batch)."""
+        arrays = (x2,) if y2 is None else (x2, y2)
+        return work_dtype(self.acc.sxy[0].size, *arrays, exact=self.acc.exact) == np.float32
+
+    def _gate_rows(self, gate: np.ndarray | None, y_shape: tuple[int, ...], rows: int) -> np.ndarray | None:
+        """The gate as (rows, units), row for row with the input; None when it does not line up."""
+        if gate is None:
+            return None
+        units = self.layer.units
+        try:
+            g = gate.reshape(-1, units) if gate.shape == tuple(y_shape) else gate_matrix(gate, y_shape, -1, units)
+        except RuntimeFailure:
+            return None
+        return g if len(g) == rows else None
+
+    def _wait(self, x2: np.ndarray, y2: np.ndarray | None, g2: np.ndarray | None, pool: StatThreads | None) -> None:
+        acc = self.acc
+        if acc.n == 0 and not self._rows:   # shifts: the first batch's means
+            mx = _rounded(x2.mean(axis=0, dtype=np.float64), np.float32)
+            acc.set_shift(mx, mx if acc.gram else _rounded(y2.mean(axis=0, dtype=np.float64), np.float32))
+        self._rows.append((x2, y2, g2))
+        self._waiting += len(x2)
+        if self._waiting >= acc.buffer_rows():
+            self.drain(pool)
+
+    def drain(self, pool: StatThreads | None = None) -> None:
+        """Take in every waiting row: in blocks of near-equal size that fit the buffers."""
+        total = self._waiting
+        if not total:
+            return
+        pieces, self._rows, self._waiting = self._rows, [], 0
+        blocks = -(-total // self.acc.buffer_rows())
+        edges = [total * k // blocks for k in range(blocks + 1)]
+        for a, b in zip(edges, edges[1:]):
+            self._block(_row_range(pieces, a, b), b - a, pool)
+
+    def _block(self, pieces: list[tuple], rows: int, pool: StatThreads | None) -> None:
+        """One block of rows: each thread of ``pool`` takes a run of them for the passes over values
+        (max |x|, counts, shifting into the float32 buffers, sums); then one product, with the whole BLAS.
+        (Splitting the product too, with an accumulator per thread, was 20% slower for Gram layers.)"""
+        acc = self.acc
+        p, m = acc.sx.shape[1], (0 if acc.gram else acc.sy.shape[1])
+        n = pool.threads if pool is not None and rows * (p + m) >= BLOCK_SPLIT_MIN and rows >= pool.threads else 1
+        edges = [rows * t // n for t in range(n + 1)]
+        shift_x = acc.shift_x[0].astype(np.float32)
+        shift_y = None if acc.gram else acc.shift_y[0].astype(np.float32)
+        xbuf, ybuf = acc._xbuf, acc._ybuf
+
+        def run(t: int) -> tuple:
+            mx, nz, sx = np.zeros(p), np.zeros(p, dtype=np.int64), np.zeros(p)
+            sy, on, gated = np.zeros(m), np.zeros(self.layer.units, dtype=np.int64), 0
+            at = edges[t]
+            for xs, ys, gs in _row_range(pieces, edges[t], edges[t + 1]):
+                k = len(xs)
+                np.maximum(mx, abs_max(xs, (0,)), out=mx)
+                nz += count_along(xs, np.not_equal, 1)
+                sx += sum_middle(np.subtract(xs, shift_x, out=xbuf[at:at + k], casting="unsafe")[None])[0]
+                if ys is not None:
+                    sy += sum_middle(np.subtract(ys, shift_y, out=ybuf[at:at + k], casting="unsafe")[None])[0]
+                if gs is not None:
+                    on += count_along(gs, np.greater, 1)
+                    gated += k
+                at += k
+            return mx, nz, sx, sy, on, gated
+
+        parts = pool.map(run, n) if n > 1 else [run(0)]
+        mx, nz, sx, sy, on, gated = parts[0]
+        for part in parts[1:]:
+            np.maximum(mx, part[0], out=mx)
+            nz, sx, sy, on, gated = nz + part[1], sx + part[2], sy + part[3], on + part[4], gated + part[5]
+        self._channels(mx, nz, rows)
+        self.on += on
+        self.gate_samples += gated
+        acc.add_block(rows, sx, None if acc.gram else sy)
 
     def _weighted_sum(self, x2: np.ndarray) -> np.ndarray:
         """y = x W^T, for a Gemm whose output also holds a non-constant C."""
@@ -384,6 +477,8 @@ class LayerStats:
         self.gate_samples += len(g)
 
     def merge(self, other: "LayerStats") -> None:
+        self.drain()
+        other.drain()
         self.acc.merge(other.acc)
         np.maximum(self.channel_max, other.channel_max, out=self.channel_max)
         self.channel_nonzero += other.channel_nonzero
@@ -393,6 +488,7 @@ class LayerStats:
 
     def finish(self) -> "FinishedStats":
         """The section-2 figures: covariances per group, m_j and a_j per channel, r_i per unit."""
+        self.drain()
         L = self.layer
         a = self.channel_nonzero / self.channel_values if self.channel_values else np.zeros_like(self.channel_max)
         if self.layer.gate is None:
@@ -410,6 +506,20 @@ class LayerStats:
             w = L.weight.reshape(L.group, -1, L.weight.shape[1])
             cov = cov @ w.transpose(0, 2, 1)
         return FinishedStats(cov=list(cov), m=self.channel_max.copy(), a=a, r=r, samples=self.samples)
+
+
+def _row_range(pieces: list[tuple], a: int, b: int) -> list[tuple]:
+    """Rows [a, b) of the concatenation of ``pieces`` (tuples of row-aligned arrays or None), as slices."""
+    out, at = [], 0
+    for piece in pieces:
+        k = len(piece[0])
+        lo, hi = max(a - at, 0), min(b - at, k)
+        if lo < hi:
+            out.append(tuple(None if v is None else v[lo:hi] for v in piece))
+        at += k
+        if at >= b:
+            break
+    return out
 
 
 @dataclass

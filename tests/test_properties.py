@@ -218,13 +218,13 @@ def check_against_reference(stack: Stack, x: np.ndarray, thresholds: dict, dtype
 
 @contextlib.contextmanager
 def split_every_batch():
-    """Split even the smallest batches across the statistics threads."""
-    saved = snrcli.stats.SPLIT_MIN_WORK
-    snrcli.stats.SPLIT_MIN_WORK = 0
+    """Split even the smallest batches (conv) and blocks of rows (dense) across the statistics threads."""
+    saved = snrcli.stats.SPLIT_MIN_WORK, snrcli.stats.BLOCK_SPLIT_MIN
+    snrcli.stats.SPLIT_MIN_WORK = snrcli.stats.BLOCK_SPLIT_MIN = 0
     try:
         yield
     finally:
-        snrcli.stats.SPLIT_MIN_WORK = saved
+        snrcli.stats.SPLIT_MIN_WORK, snrcli.stats.BLOCK_SPLIT_MIN = saved
 
 
 # --------------------------------------------------------------------------- properties
