@@ -35,7 +35,8 @@ BUFFER_BYTES = 16 << 20   # float32 rows buffered per dense layer before they ar
 GRAM_RATIO = 1.5   # layers with P <= 1.5 M inputs per unit (per group) take a Gram route
 SPLIT_MIN_WORK = 1 << 24   # a batch is split across statistics threads from input values x units ...
 SPLIT_MAX_COMOMENTS = 1 << 22   # ... for layers of at most this many co-moments (each thread keeps a copy)
-BLOCK_SPLIT_MIN = 1 << 18   # a dense block's passes are shared out between threads from this many values
+PASS_VALUES = 1 << 20   # a dense layer's rows wait until they hold this many values (or fill its buffers) ...
+BLOCK_SPLIT_MIN = 1 << 18   # ... and their passes are shared out between threads from this many values
 
 
 def _rounded(v: np.ndarray, dt) -> np.ndarray:
@@ -125,15 +126,21 @@ class CoMoments:
             self._ybuf = None if self.gram else np.empty((rows, m), np.float32)
         return len(self._xbuf)
 
-    def add_block(self, rows: int, sx: np.ndarray, sy: np.ndarray | None) -> None:
-        """Count ``rows`` shifted float32 rows already written to the front of the buffers, whose sums are
-        ``sx`` (and ``sy``), and multiply them."""
-        assert self._rows == 0 and rows <= len(self._xbuf)
+    def add_rows(self, rows: int, sx: np.ndarray, sy: np.ndarray | None) -> None:
+        """Count ``rows`` shifted float32 rows just written to the buffers after the ``pending`` ones,
+        whose sums are ``sx`` (and ``sy``); multiply the buffers once they are full."""
+        assert self._rows + rows <= len(self._xbuf)
         self.n += rows
         self.sx[0] += sx
         self.sy[0] += sx if self.gram else sy
-        self._rows = rows
-        self._flush()
+        self._rows += rows
+        if self._rows == len(self._xbuf):
+            self._flush()
+
+    @property
+    def pending(self) -> int:
+        """Rows in the buffers, not yet multiplied."""
+        return self._rows
 
     def _flush(self) -> None:
         """Multiply the buffered rows (float32) and add the result to the float64 sums."""
@@ -294,7 +301,7 @@ class LayerStats:
         """Add one batch: the layer's input ``x``, its output ``y`` (when ``needs_output``) and its
         activity-gate tensor. A dense layer with float32 products keeps references to its rows (do not
         write to the arrays afterwards) until they fill a block, which ``pool``'s threads then share out
-        (see ``_block``); ``drain`` takes in the rest."""
+        (see ``_passes``); ``drain`` takes in the rest."""
         L = self.layer
         if L.conv is None:
             x2 = x.T if L.input_transposed else x.reshape(-1, x.shape[-1] if x.ndim else 1)
@@ -383,36 +390,39 @@ class LayerStats:
             acc.set_shift(mx, mx if acc.gram else _rounded(y2.mean(axis=0, dtype=np.float64), np.float32))
         self._rows.append((x2, y2, g2))
         self._waiting += len(x2)
-        if self._waiting >= acc.buffer_rows():
+        width = x2.shape[1] + (0 if y2 is None else y2.shape[1])
+        if self._waiting * width >= PASS_VALUES or self._waiting >= acc.buffer_rows() - acc.pending:
             self.drain(pool)
 
     def drain(self, pool: StatThreads | None = None) -> None:
-        """Take in every waiting row: in blocks of near-equal size that fit the buffers."""
+        """Take in every waiting row (the buffers are multiplied whenever they fill)."""
         total = self._waiting
         if not total:
             return
         pieces, self._rows, self._waiting = self._rows, [], 0
-        blocks = -(-total // self.acc.buffer_rows())
-        edges = [total * k // blocks for k in range(blocks + 1)]
-        for a, b in zip(edges, edges[1:]):
-            self._block(_row_range(pieces, a, b), b - a, pool)
+        at = 0
+        while at < total:
+            k = min(total - at, self.acc.buffer_rows() - self.acc.pending)
+            self._passes(_row_range(pieces, at, at + k), k, pool)
+            at += k
 
-    def _block(self, pieces: list[tuple], rows: int, pool: StatThreads | None) -> None:
-        """One block of rows: each thread of ``pool`` takes a run of them for the passes over values
-        (max |x|, counts, shifting into the float32 buffers, sums); then one product, with the whole BLAS.
-        (Splitting the product too, with an accumulator per thread, was 20% slower for Gram layers.)"""
+    def _passes(self, pieces: list[tuple], rows: int, pool: StatThreads | None) -> None:
+        """The passes over the values of some rows: max |x|, counts, shifts into the float32 buffers,
+        sums. Each thread of ``pool`` takes a run of the rows; the product waits for full buffers and
+        runs with the whole BLAS (splitting it too, with an accumulator per thread, was 20% slower for
+        Gram layers)."""
         acc = self.acc
         p, m = acc.sx.shape[1], (0 if acc.gram else acc.sy.shape[1])
         n = pool.threads if pool is not None and rows * (p + m) >= BLOCK_SPLIT_MIN and rows >= pool.threads else 1
         edges = [rows * t // n for t in range(n + 1)]
         shift_x = acc.shift_x[0].astype(np.float32)
         shift_y = None if acc.gram else acc.shift_y[0].astype(np.float32)
-        xbuf, ybuf = acc._xbuf, acc._ybuf
+        xbuf, ybuf, start = acc._xbuf, acc._ybuf, acc.pending
 
         def run(t: int) -> tuple:
             mx, nz, sx = np.zeros(p), np.zeros(p, dtype=np.int64), np.zeros(p)
             sy, on, gated = np.zeros(m), np.zeros(self.layer.units, dtype=np.int64), 0
-            at = edges[t]
+            at = start + edges[t]
             for xs, ys, gs in _row_range(pieces, edges[t], edges[t + 1]):
                 k = len(xs)
                 np.maximum(mx, abs_max(xs, (0,)), out=mx)
@@ -434,7 +444,7 @@ class LayerStats:
         self._channels(mx, nz, rows)
         self.on += on
         self.gate_samples += gated
-        acc.add_block(rows, sx, None if acc.gram else sy)
+        acc.add_rows(rows, sx, None if acc.gram else sy)
 
     def _weighted_sum(self, x2: np.ndarray) -> np.ndarray:
         """y = x W^T, for a Gemm whose output also holds a non-constant C."""

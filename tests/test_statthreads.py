@@ -95,33 +95,31 @@ def test_row_range_slices_across_pieces():
 
 
 @pytest.mark.parametrize("p, m", [(8, 4), (6, 5)])   # the cross route, the Gram route
-def test_dense_rows_wait_for_a_block_that_the_threads_share(monkeypatch, p, m):
-    """Rows wait (as references) until they fill the buffer; then every waiting row is taken in, in
-    blocks of near-equal size whose passes are shared out between the threads; ``finish`` takes in the
-    rest. Batches of 3-D inputs and a gate: the figures equal float64 ones fed batch by batch."""
+def test_dense_rows_wait_then_the_threads_share_their_passes(monkeypatch, p, m):
+    """Rows wait (as references) until they hold PASS_VALUES values or fill the buffers' free rows; then
+    the threads share the passes over them, and the buffers are multiplied whenever they fill; ``finish``
+    takes in the rest. Batches of 3-D inputs and a gate: the figures equal float64 ones fed batch by batch."""
     monkeypatch.setattr(stats, "BLOCK_SPLIT_MIN", 0)
     monkeypatch.setattr(stats, "BUFFER_BYTES", 0)        # 64-row buffers
+    monkeypatch.setattr(stats, "PASS_VALUES", 40 * (p + (m if m == 4 else 0)))   # 40 rows
     monkeypatch.setattr("snrcli.products.FLOAT32_MIN_SIZE", 0)
     layer = dense_layer(p, m)
     st, exact = LayerStats(layer), LayerStats(layer, exact=True)
     assert st.route == ("cross" if m == 4 else "gram")
     rng = np.random.default_rng(5)
-    xs = [np.maximum(rng.standard_normal((k, 3, p)), 0).astype(np.float32) for k in (7, 9, 20, 1, 15)]
-    seen = 0
+    xs = [np.maximum(rng.standard_normal((k, 3, p)), 0).astype(np.float32) for k in (7, 9, 2, 12, 1, 15)]
+    # rows: 21 wait; 48 >= 40: passes, pending 48; 6 wait; 6 + 36 >= 16 free: 16 fill the buffers (product),
+    # 26 pending; 3 wait; 3 + 45 >= 38 free: 38 fill the buffers (product), 10 pending
+    expect = [(21, 0, 0), (0, 48, 0), (6, 48, 0), (0, 26, 64), (3, 26, 64), (0, 10, 128)]
     with StatThreads(3) as pool:
-        for x in xs:
+        for x, (waiting, pending, multiplied) in zip(xs, expect):
             y = (x @ layer.weight.T).astype(np.float32)
             gate = np.maximum(y, 0)
             st.update(x, y if st.route == "cross" else None, gate, pool=pool)
             exact.update(x, y if st.route == "cross" else None, gate)
-            seen += len(x) * 3
-            if seen < 64:            # 21, 48 rows: waiting, nothing multiplied yet
-                assert st.samples == 0 and st._waiting == seen
-            elif seen == 108:        # 108 rows filled the buffer: two blocks of 54, nothing left waiting
-                assert st.samples == 108 and st._waiting == 0
-    assert st._waiting == 48 and st.samples == 108      # 3 rows, then 45 more: waiting
+            assert (st._waiting, st.acc.pending, st.samples - st.acc.pending) == (waiting, pending, multiplied)
     a, b = st.finish(), exact.finish()
-    assert st._waiting == 0 and a.samples == b.samples == 156
+    assert st._waiting == 0 and a.samples == b.samples == 138
     np.testing.assert_allclose(a.cov[0], b.cov[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(a.m, b.m)
     np.testing.assert_array_equal(a.a, b.a)
