@@ -165,7 +165,7 @@ class Analysis:
         try:
             with np.errstate(all="ignore"):   # per thread: overflow becomes null figures with a reason
                 if drain:
-                    st.drain(pool)
+                    st.drain(pool, multiply=True)
                 else:
                     st.update(*piece, pool=pool)
         except RuntimeFailure:

@@ -218,13 +218,16 @@ def check_against_reference(stack: Stack, x: np.ndarray, thresholds: dict, dtype
 
 @contextlib.contextmanager
 def split_every_batch():
-    """Split even the smallest batches (conv) and blocks of rows (dense) across the statistics threads."""
-    saved = snrcli.stats.SPLIT_MIN_WORK, snrcli.stats.BLOCK_SPLIT_MIN
-    snrcli.stats.SPLIT_MIN_WORK = snrcli.stats.BLOCK_SPLIT_MIN = 0
+    """Split even the smallest batches (conv), and dense rows' passes and products, across the statistics threads."""
+    names = ("SPLIT_MIN_WORK", "BLOCK_SPLIT_MIN", "PRODUCT_SPLIT_MIN")
+    saved = [getattr(snrcli.stats, k) for k in names]
+    for k in names:
+        setattr(snrcli.stats, k, 0)
     try:
         yield
     finally:
-        snrcli.stats.SPLIT_MIN_WORK, snrcli.stats.BLOCK_SPLIT_MIN = saved
+        for k, v in zip(names, saved):
+            setattr(snrcli.stats, k, v)
 
 
 # --------------------------------------------------------------------------- properties

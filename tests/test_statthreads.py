@@ -97,9 +97,10 @@ def test_row_range_slices_across_pieces():
 @pytest.mark.parametrize("p, m", [(8, 4), (6, 5)])   # the cross route, the Gram route
 def test_dense_rows_wait_then_the_threads_share_their_passes(monkeypatch, p, m):
     """Rows wait (as references) until they hold PASS_VALUES values or fill the buffers' free rows; then
-    the threads share the passes over them, and the buffers are multiplied whenever they fill; ``finish``
-    takes in the rest. Batches of 3-D inputs and a gate: the figures equal float64 ones fed batch by batch."""
+    the threads share the passes over them, and the buffers are multiplied whenever they fill (each thread
+    multiplying a run of the rows); ``finish`` takes in the rest. Batches of 3-D inputs and a gate: the figures equal float64 ones fed batch by batch."""
     monkeypatch.setattr(stats, "BLOCK_SPLIT_MIN", 0)
+    monkeypatch.setattr(stats, "PRODUCT_SPLIT_MIN", 0)
     monkeypatch.setattr(stats, "BUFFER_BYTES", 0)        # 64-row buffers
     monkeypatch.setattr(stats, "PASS_VALUES", 40 * (p + (m if m == 4 else 0)))   # 40 rows
     monkeypatch.setattr("snrcli.products.FLOAT32_MIN_SIZE", 0)
