@@ -24,7 +24,7 @@ from .baselines import max_confidence_sum, weight_baselines
 from .graph import GraphInfo, Layer, discover
 from .metrics import layer_figures, network_figures
 from .aside import Aside
-from .modelfile import FileHash, load_model
+from .modelfile import FileHash, load_model_bytes
 from .products import release_scratch
 from .report import LayerResult, Report
 from .runner import Runner
@@ -267,8 +267,9 @@ def model_problems(proto, settings: Settings, model_path: str) -> list[str]:
 
 
 def prepare(model_path: str, data_path: str, settings: Settings):
-    """Load and check the model and the data: (model proto, graph info, dataset)."""
-    proto = load_model(model_path)
+    """Load and check the model and the data: (model proto, graph info, dataset, the model file's bytes
+    when they hold the whole model)."""
+    proto, source = load_model_bytes(model_path)
     problems = model_problems(proto, settings, model_path)
     try:
         info = discover(proto, output=settings.output, centre_classifier=settings.centre_classifier)
@@ -289,14 +290,15 @@ def prepare(model_path: str, data_path: str, settings: Settings):
                         "(an initializer also listed as a graph input); rename or drop that array")
     ds = load_data(data_path, info.inputs, **settings.data_kwargs())
     ds.notes[:0] = problems
-    return proto, info, ds
+    return proto, info, ds, source
 
 
 def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: int,
-              progress: Callable[[int], None] | None = None) -> Analysis:
-    """Stream items [start, stop) through onnxruntime into a fresh ``Analysis``."""
+              progress: Callable[[int], None] | None = None, source: bytes | None = None) -> Analysis:
+    """Stream items [start, stop) through onnxruntime into a fresh ``Analysis`` (``source``: the bytes
+    ``proto`` was parsed from, see ``Runner``)."""
     runner = Runner(proto, _needed(info), providers=list(settings.providers) if settings.providers else None,
-                    threads=settings.threads, custom_op_library=settings.custom_op_library)
+                    threads=settings.threads, custom_op_library=settings.custom_op_library, source=source)
     labels = ds.labels
     with StatThreads(stats_threads(settings.threads)) as pool, np.errstate(all="ignore"):
         analysis = Analysis(info, exact=settings.precision == "float64")
@@ -324,8 +326,8 @@ def _stream(runner, analysis, ds, info, settings, start, stop, labels, progress,
 
 def run_shard(model_path: str, data_path: str, settings: Settings, start: int, stop: int) -> Analysis:
     """One shard in a worker process (``--jobs``) or on a Dask worker: reads the files itself."""
-    proto, info, ds = prepare(model_path, data_path, settings)
-    return run_range(proto, info, ds, settings, start, stop)
+    proto, info, ds, source = prepare(model_path, data_path, settings)
+    return run_range(proto, info, ds, settings, start, stop, source=source)
 
 
 def shard_ranges(items: int, shards: int, align: int = 1) -> list[tuple[int, int]]:
@@ -382,7 +384,7 @@ def _analyze(model_path: str, data_path: str, settings: Settings, hashes: dict[s
              scheduler: str | None, progress: Progress | None, note: Warn, warnings: list[str],
              command: str | None) -> Report:
     batch_size = settings.batch_size
-    proto, info, ds = prepare(model_path, data_path, settings)
+    proto, info, ds, source = prepare(model_path, data_path, settings)
     weights = [L.weight for L in info.layers]
     big = sum(w.size for w in weights) >= ASIDE_MIN_WEIGHTS
     aside = {**hashes, "baselines": Aside(_weight_baselines, weights, start=big)}
@@ -414,7 +416,7 @@ def _analyze(model_path: str, data_path: str, settings: Settings, hashes: dict[s
             analysis = run_sharded(info, model_path, data_path, settings, ds.items,
                                    align=ds.fixed_batch or 1, jobs=jobs, scheduler=scheduler, progress=advance)
         else:
-            analysis = run_range(proto, info, ds, settings, 0, ds.items, progress=advance)
+            analysis = run_range(proto, info, ds, settings, 0, ds.items, progress=advance, source=source)
     except ModelError as e:
         checker = [n for n in pending if n.startswith("onnx.checker")]
         if checker:

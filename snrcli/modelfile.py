@@ -90,6 +90,12 @@ def _names_are_text(graph: onnx.GraphProto) -> bool:
 
 def load_model(path: str | os.PathLike) -> onnx.ModelProto:
     """Load an ONNX model, its external data confined to its folder (ModelError on any problem)."""
+    return load_model_bytes(path)[0]
+
+
+def load_model_bytes(path: str | os.PathLike) -> tuple[onnx.ModelProto, bytes | None]:
+    """``load_model``, and the file's bytes when they hold the whole model (no external data): what the
+    model was parsed from, so a session can be made from them without serialising the model again."""
     p = Path(path)
     if not p.exists():
         raise ModelError(f"model file not found: {p}")
@@ -98,7 +104,8 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
     if p.stat().st_size == 0:
         raise ModelError(f"model file is empty (0 bytes): {p}")
     try:
-        model = onnx.load(str(p), load_external_data=False)
+        raw = p.read_bytes()
+        model = onnx.load_model_from_string(raw)
     except Exception as e:  # protobuf raises DecodeError and others
         raise ModelError(f"cannot read {p} as an ONNX model ({type(e).__name__}: {str(e)[:120]}); "
                          "is the file truncated or not ONNX?") from e
@@ -111,4 +118,5 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
             external_data_helper.load_external_data_for_model(model, str(p.parent))
         except Exception as e:
             raise ModelError(f"cannot read the external data of {p}: {e}") from e
-    return model
+        return model, None
+    return model, raw
