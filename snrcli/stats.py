@@ -155,7 +155,8 @@ class CoMoments:
         xs = self._xbuf[:rows]
         ys = None if self.gram else self._ybuf[:rows]
         work = rows * xs.shape[1] * (xs.shape[1] // 2 if ys is None else ys.shape[1])
-        n = pool.threads if pool is not None and work >= PRODUCT_SPLIT_MIN and rows >= 8 * pool.threads else 1
+        n = pool.threads if (pool is not None and work >= PRODUCT_SPLIT_MIN and rows >= 8 * pool.threads
+                             and self.sxy[0].size <= SPLIT_MAX_COMOMENTS) else 1   # (a result buffer per thread)
         if n == 1:
             self.sxy[0] += _product(xs, ys)
             return

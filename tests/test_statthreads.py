@@ -228,3 +228,31 @@ def test_file_hash_matches_hashlib_and_can_stop(tmp_path):
     os.mkfifo(fifo)
     lazy = FileHash(fifo)                 # not read until asked: reading would take a pipe's data
     assert lazy._thread is None
+
+
+def test_a_dense_product_is_cut_between_threads_only_below_the_size_cap(monkeypatch):
+    """Each thread multiplies into a result buffer of its own: the product of a layer with more than
+    SPLIT_MAX_COMOMENTS co-moments stays whole (one buffer); smaller ones are cut, with equal sums."""
+    monkeypatch.setattr(stats, "PRODUCT_SPLIT_MIN", 0)
+    rng = np.random.default_rng(2)
+    x = rng.random((200, 12), dtype=np.float32)
+    y = rng.random((200, 5), dtype=np.float32)
+    calls = []
+
+    class Counting(StatThreads):
+        def map(self, fn, n=None):
+            calls.append(n)
+            return super().map(fn, n)
+
+    for cap, expect in ((60, [3]), (59, [])):
+        monkeypatch.setattr(stats, "SPLIT_MAX_COMOMENTS", cap)
+        calls.clear()
+        acc = stats.CoMoments(12, 5)
+        acc.set_shift(np.zeros(12), np.zeros(5))
+        with Counting(3) as pool:
+            acc.buffer_rows()
+            acc._xbuf[:200], acc._ybuf[:200] = x, y
+            acc.add_rows(200, x.sum(axis=0, dtype=np.float64), y.sum(axis=0, dtype=np.float64), pool)
+            acc.flush(pool)
+        assert calls == expect
+        np.testing.assert_allclose(acc.sxy[0], x.T.astype(np.float64) @ y, rtol=1e-6)
