@@ -113,8 +113,8 @@ class Analysis:
         """Add one batch. Conv layers whose batch splits (``LayerStats.split``) are cut into runs of
         items, one per thread of ``pool``, together with the small conv layers that do not split (each
         whole, to the least loaded thread); large conv layers that do not split run afterwards with the
-        whole BLAS. Dense layers come last, on the calling thread: they share blocks of rows out to the
-        pool themselves."""
+        whole BLAS. Dense layers come last, on the calling thread: they share their rows' passes and
+        products out to the pool themselves (``LayerStats.update``)."""
         values = {**outputs, **feeds}
         if fixed_batch and valid < fixed_batch:
             values = {k: drop_padding(v, fixed_batch, valid) for k, v in values.items()}
@@ -174,7 +174,8 @@ class Analysis:
             raise RuntimeFailure(f"layer {L.index} ({L.name}): statistics failed on this batch: {e}") from e
 
     def drain(self, pool: StatThreads | None = None) -> None:
-        """Take in the rows that dense layers keep waiting for a full block (at the end of the data)."""
+        """At the end of the data, while ``pool`` still runs: take in the rows dense layers keep waiting,
+        and multiply their buffers."""
         for st in self.stats:
             self._add(st, (), pool, drain=True)
 

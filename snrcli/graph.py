@@ -405,7 +405,8 @@ def _as_layer(node, folder: ConstantFolder) -> Layer | Skipped | None:
         w = b if _attr(node, "transB", 0) else b.T
         alpha = float(_attr(node, "alpha", 1.0))
         c = node.input[2] if len(node.input) > 2 else ""
-        return Layer(weight=np.ascontiguousarray(w if alpha == 1.0 else alpha * w), input_transposed=bool(_attr(node, "transA", 0)),
+        w = w if alpha == 1.0 else alpha * w   # (no copy of a large weight for the usual alpha)
+        return Layer(weight=np.ascontiguousarray(w), input_transposed=bool(_attr(node, "transA", 0)),
                      output_is_weighted_sum=(not c) or folder.is_constant(c), **common)
     if b.ndim < 3:
         return Skipped(name, op, f"weight is {b.ndim}-D, not a convolution kernel")

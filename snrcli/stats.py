@@ -301,7 +301,7 @@ class LayerStats:
         self.gate_samples = 0
         self._conv = ConvSums(layer.conv, c, layer.units) if layer.conv else None
         self._w32: np.ndarray | None = None
-        self._rows: list[tuple] = []   # dense float32 route: (x, y, gate) rows waiting for a block
+        self._queue: list[tuple] = []   # dense float32 route: (x, y, gate) rows waiting for their passes
         self._waiting = 0
 
     @property
@@ -320,8 +320,8 @@ class LayerStats:
                pool: StatThreads | None = None) -> None:
         """Add one batch: the layer's input ``x``, its output ``y`` (when ``needs_output``) and its
         activity-gate tensor. A dense layer with float32 products keeps references to its rows (do not
-        write to the arrays afterwards) until they fill a block, which ``pool``'s threads then share out
-        (see ``_passes``); ``drain`` takes in the rest."""
+        write to the arrays afterwards) until they hold about PASS_VALUES values or fill its buffers'
+        free rows; ``pool``'s threads then share them out (see ``_passes``). ``drain`` takes in the rest."""
         L = self.layer
         if L.conv is None:
             x2 = x.T if L.input_transposed else x.reshape(-1, x.shape[-1] if x.ndim else 1)
@@ -385,7 +385,7 @@ class LayerStats:
         edges = [rows * t // parts for t in range(parts + 1)]
         return [tuple(None if v is None else v[a:b] for v in (x, y, gate)) for a, b in zip(edges, edges[1:])]
 
-    # ----------------------------------------------------------------------- dense blocks
+    # ----------------------------------------------------------------------- dense rows
 
     def _blocked(self, x2: np.ndarray, y2: np.ndarray | None) -> bool:
         """Whether this dense layer's products are float32 blocks (else float64, batch by batch)."""
@@ -405,10 +405,10 @@ class LayerStats:
 
     def _wait(self, x2: np.ndarray, y2: np.ndarray | None, g2: np.ndarray | None, pool: StatThreads | None) -> None:
         acc = self.acc
-        if acc.n == 0 and not self._rows:   # shifts: the first batch's means
+        if acc.n == 0 and not self._queue:   # shifts: the first batch's means
             mx = _rounded(x2.mean(axis=0, dtype=np.float64), np.float32)
             acc.set_shift(mx, mx if acc.gram else _rounded(y2.mean(axis=0, dtype=np.float64), np.float32))
-        self._rows.append((x2, y2, g2))
+        self._queue.append((x2, y2, g2))
         self._waiting += len(x2)
         width = x2.shape[1] + (0 if y2 is None else y2.shape[1])
         if self._waiting * width >= PASS_VALUES or self._waiting >= acc.buffer_rows() - acc.pending:
@@ -422,7 +422,7 @@ class LayerStats:
             if multiply:
                 self.acc.flush(pool)
             return
-        pieces, self._rows, self._waiting = self._rows, [], 0
+        pieces, self._queue, self._waiting = self._queue, [], 0
         at = 0
         while at < total:
             k = min(total - at, self.acc.buffer_rows() - self.acc.pending)
@@ -432,10 +432,10 @@ class LayerStats:
             self.acc.flush(pool)
 
     def _passes(self, pieces: list[tuple], rows: int, pool: StatThreads | None) -> None:
-        """The passes over the values of some rows: max |x|, counts, shifts into the float32 buffers,
-        sums. Each thread of ``pool`` takes a run of the rows; the product waits for full buffers and
-        runs with the whole BLAS (splitting it too, with an accumulator per thread, was 20% slower for
-        Gram layers)."""
+        """The passes over the values of some rows (at most the buffers' free rows): max |x|, counts,
+        shifts into the float32 buffers, sums, activity counts. Each thread of ``pool`` takes a run of the
+        rows. The product waits for full buffers (``CoMoments.flush``): one accumulator per layer, not
+        per thread (per-thread accumulators of Gram layers, with their own buffers, were 20% slower)."""
         acc = self.acc
         p, m = acc.sx.shape[1], (0 if acc.gram else acc.sy.shape[1])
         n = pool.threads if pool is not None and rows * (p + m) >= BLOCK_SPLIT_MIN and rows >= pool.threads else 1

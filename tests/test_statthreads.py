@@ -1,5 +1,6 @@
-"""Statistics threads: each batch's samples split across accumulators, run side by side, merged at the end
-(``snrcli.statthreads``, ``LayerStats.split``, ``Analysis.fold``)."""
+"""Statistics threads: conv batches split across accumulators, run side by side, merged at the end
+(``snrcli.statthreads``, ``LayerStats.split``, ``Analysis.fold``); dense rows waiting, their passes and
+products shared out (``LayerStats.update``/``drain``, ``CoMoments.flush``)."""
 
 from __future__ import annotations
 
