@@ -147,7 +147,7 @@ class CoMoments:
     def flush(self, pool: StatThreads | None = None) -> None:
         """Multiply the buffered rows (float32) and add the result to the float64 sums. With ``pool``, a
         large product is cut into runs of rows, one per thread, each on one BLAS thread, and the threads'
-        results are added: the paper MLP's syrk products took 10% less time so than as one call on
+        results are added: the paper MLP's statistics took 1.45 s so, against 1.57 s with one call on
         OpenBLAS's own threads (which sleep between calls here, see ``snrcli/__init__``)."""
         rows, self._rows = self._rows, 0
         if not rows:
