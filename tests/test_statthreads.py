@@ -257,3 +257,27 @@ def test_a_dense_product_is_cut_between_threads_only_below_the_size_cap(monkeypa
             acc.flush(pool)
         assert calls == expect
         np.testing.assert_allclose(acc.sxy[0], x.T.astype(np.float64) @ y, rtol=1e-6)
+
+
+def test_a_transposed_dense_input_waits_and_gives_the_float64_figures(monkeypatch):
+    """Gemm(transA=1) reads its input as x.T: the waiting rows are transposed views, and the passes and
+    products over them give the float64 figures."""
+    monkeypatch.setattr(stats, "BLOCK_SPLIT_MIN", 0)
+    monkeypatch.setattr(stats, "PRODUCT_SPLIT_MIN", 0)
+    monkeypatch.setattr(stats, "BUFFER_BYTES", 0)        # 64-row buffers
+    layer = dense_layer(40, 20, transposed=True)         # 800 co-moments: float32 products
+    st, exact = LayerStats(layer), LayerStats(layer, exact=True)
+    rng = np.random.default_rng(9)
+    with StatThreads(2) as pool:
+        for k in (30, 50, 70):
+            xt = np.maximum(rng.standard_normal((40, k)), 0).astype(np.float32)   # (features, samples)
+            y = (xt.T @ layer.weight.T).astype(np.float32)
+            st.update(xt, y if st.route == "cross" else None, np.maximum(y, 0), pool=pool)
+            exact.update(xt, y if st.route == "cross" else None, np.maximum(y, 0))
+    assert st.samples > 0 and st._waiting + st.acc.pending > 0
+    a, b = st.finish(), exact.finish()
+    assert a.samples == b.samples == 150
+    np.testing.assert_allclose(a.cov[0], b.cov[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(a.m, b.m)
+    np.testing.assert_array_equal(a.a, b.a)
+    np.testing.assert_array_equal(a.r, b.r)
