@@ -89,8 +89,8 @@ class CoMoments:
         if self.n == 0:
             mx = _rounded(x.mean(axis=0, dtype=np.float64), dt)
             self.set_shift(mx, mx if self.gram else _rounded(y.mean(axis=0, dtype=np.float64), dt))
-        self.n += len(x)
         if dt == np.float64:
+            self.n += len(x)
             xs = np.subtract(x, self.shift_x[0], dtype=np.float64)
             ys = None if self.gram else np.subtract(y, self.shift_y[0], dtype=np.float64)
             blocked_product(xs.T[None], None if ys is None else ys.T[None], self.sxy)
@@ -98,25 +98,12 @@ class CoMoments:
             self.sx[0] += sx
             self.sy[0] += sx if ys is None else ys.sum(axis=0)
             return
-        self.buffer_rows()
-        shift_x = self.shift_x[0].astype(np.float32)
-        shift_y = None if self.gram else self.shift_y[0].astype(np.float32)
         lo = 0
         while lo < len(x):
-            take = min(len(x) - lo, len(self._xbuf) - self._rows)
-            dest = slice(self._rows, self._rows + take)
-            xs = np.subtract(x[lo:lo + take], shift_x, out=self._xbuf[dest], casting="unsafe")
-            sx = sum_middle(xs[None])[0]
-            self.sx[0] += sx
-            if self.gram:
-                self.sy[0] += sx
-            else:
-                ys = np.subtract(y[lo:lo + take], shift_y, out=self._ybuf[dest], casting="unsafe")
-                self.sy[0] += sum_middle(ys[None])[0]
-            self._rows += take
+            take = min(len(x) - lo, self.buffer_rows() - self._rows)
+            sx, sy = self.shift_in(self._rows, x[lo:lo + take], None if self.gram else y[lo:lo + take])
+            self.add_rows(take, sx, sy)
             lo += take
-            if self._rows == len(self._xbuf):
-                self.flush()
 
     def buffer_rows(self) -> int:
         """Rows of the float32 buffers (allocated on first use): ``BLOCK_ROWS``, or fewer for wide layers."""
@@ -127,6 +114,16 @@ class CoMoments:
             self._xbuf = np.empty((rows, p), np.float32)
             self._ybuf = None if self.gram else np.empty((rows, m), np.float32)
         return len(self._xbuf)
+
+    def shift_in(self, at: int, x: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Write ``x - shift`` (and ``y - shift``) as float32 into buffer rows ``at`` onwards; return
+        their sums in float64 (to hand to ``add_rows``). Threads may fill disjoint rows at once."""
+        k = len(x)
+        xs = np.subtract(x, self.shift_x[0].astype(np.float32), out=self._xbuf[at:at + k], casting="unsafe")
+        if y is None:
+            return sum_middle(xs[None])[0], None
+        ys = np.subtract(y, self.shift_y[0].astype(np.float32), out=self._ybuf[at:at + k], casting="unsafe")
+        return sum_middle(xs[None])[0], sum_middle(ys[None])[0]
 
     def add_rows(self, rows: int, sx: np.ndarray, sy: np.ndarray | None, pool: StatThreads | None = None) -> None:
         """Count ``rows`` shifted float32 rows just written to the buffers after the ``pending`` ones,
@@ -440,9 +437,7 @@ class LayerStats:
         p, m = acc.sx.shape[1], (0 if acc.gram else acc.sy.shape[1])
         n = pool.threads if pool is not None and rows * (p + m) >= BLOCK_SPLIT_MIN and rows >= pool.threads else 1
         edges = [rows * t // n for t in range(n + 1)]
-        shift_x = acc.shift_x[0].astype(np.float32)
-        shift_y = None if acc.gram else acc.shift_y[0].astype(np.float32)
-        xbuf, ybuf, start = acc._xbuf, acc._ybuf, acc.pending
+        start = acc.pending
 
         def run(t: int) -> tuple:
             mx, nz, sx = np.zeros(p), np.zeros(p, dtype=np.int64), np.zeros(p)
@@ -452,9 +447,10 @@ class LayerStats:
                 k = len(xs)
                 np.maximum(mx, abs_max(xs, (0,)), out=mx)
                 nz += count_along(xs, np.not_equal, 1)
-                sx += sum_middle(np.subtract(xs, shift_x, out=xbuf[at:at + k], casting="unsafe")[None])[0]
-                if ys is not None:
-                    sy += sum_middle(np.subtract(ys, shift_y, out=ybuf[at:at + k], casting="unsafe")[None])[0]
+                psx, psy = acc.shift_in(at, xs, ys)
+                sx += psx
+                if psy is not None:
+                    sy += psy
                 if gs is not None:
                     on += count_along(gs, np.greater, 1)
                     gated += k
