@@ -125,6 +125,36 @@ def test_float32_input_is_accumulated_in_float64():
     assert acc.cov()[0][0, 0] == 1.0
 
 
+
+@pytest.mark.parametrize("rows, p", [(4096, 1024), (64, 784), (7, 3), (100, 1000)])
+def test_row_buffer_and_its_shift_share_a_page_offset(rows, p):
+    from snrcli.stats import _buffer_and_shift
+
+    buf, vec = _buffer_and_shift(rows, p)
+    assert buf.shape == (rows, p) and vec.shape == (p,) and buf.dtype == vec.dtype == np.float32
+    assert buf.flags.c_contiguous and vec.flags.c_contiguous
+    assert (vec.ctypes.data - buf.ctypes.data) % 4096 == 0
+    assert vec.ctypes.data >= buf.ctypes.data + buf.nbytes          # no overlap
+    if p % 8 == 0:   # no row starts 4-28 bytes before the vector, modulo 4 kB (see the docstring)
+        offsets = (vec.ctypes.data - buf.ctypes.data - 4 * p * np.arange(rows)) % 4096
+        assert not np.any((offsets >= 4) & (offsets <= 28))
+
+
+@pytest.mark.parametrize("gram", [False, True])
+def test_float32_shifts_follow_a_shift_set_after_the_buffers_exist(gram):
+    rng = np.random.default_rng(3)
+    x = (rng.random((300, 40)) + 5).astype(np.float32)
+    y = (rng.random((300, 30)) - 7).astype(np.float32)
+    acc = CoMoments(40, 30, gram=gram)
+    acc.buffer_rows()                      # the float32 shifts exist before the first batch sets the shift
+    acc.update(x, None if gram else y)
+    np.testing.assert_array_equal(acc._xshift, acc.shift_x[0])
+    assert acc.shift_x[0, 0] > 5
+    exact = CoMoments(40, 30, gram=gram, exact=True)
+    exact.update(x, None if gram else y)
+    np.testing.assert_allclose(acc.cov()[0], exact.cov()[0], rtol=1e-5, atol=1e-7)
+
+
 # --------------------------------------------------------------------------- LayerStats
 
 def dense_layer(w, gate=None):
