@@ -37,7 +37,9 @@ GRAM_RATIO = 1.5   # layers with P <= 1.5 M inputs per unit (per group) take a G
 SPLIT_MIN_WORK = 1 << 24   # a batch is split across statistics threads from input values x units ...
 SPLIT_MAX_COMOMENTS = 1 << 22   # ... for layers of at most this many co-moments (each thread keeps a copy)
 PASS_VALUES = 1 << 20   # a dense layer's rows wait until they hold this many values (or fill its buffers) ...
-BLOCK_SPLIT_MIN = 1 << 18   # ... and their passes are shared out between threads from this many values
+BLOCK_SPLIT_MIN = 1 << 20   # ... and their passes are shared out between threads from this many values
+JOIN_BELOW = 1 << 15   # waiting pieces averaging fewer values than this are joined into one array first
+SMALL_PASS_VALUES = 1 << 16   # float64-route dense rows wait until they hold this many values
 PRODUCT_SPLIT_MIN = 1 << 24   # a dense layer's buffered product is cut between threads from this many multiply-adds
 
 
@@ -352,15 +354,12 @@ class LayerStats:
                 if len(y2) != len(x2):
                     raise RuntimeFailure(f"layer {L.name!r}: {len(x2)} input rows but {len(y2)} output rows")
             unit_axis, y_shape = -1, (len(x2), L.units) if L.input_transposed else x.shape[:-1] + (L.units,)
-            if len(x2) and self._blocked(x2, y2):
+            if len(x2):
                 g2 = self._gate_rows(gate, y_shape, len(x2))
                 if gate is not None and g2 is None:
                     self._count_on(gate, tuple(y_shape), unit_axis)   # (or reports the mismatch)
                 self._wait(x2, y2, g2, pool)
                 return
-            if len(x2):
-                self._channels(abs_max(x2, (0,)), count_along(x2, np.not_equal, 1), len(x2))
-            self.acc.update(x2, y2)
         else:
             if x.ndim != len(L.conv.kernel) + 2 or x.shape[1] != L.in_channels:
                 raise RuntimeFailure(f"layer {L.name!r}: input shape {x.shape} does not fit its weight")
@@ -423,14 +422,21 @@ class LayerStats:
         return g if len(g) == rows else None
 
     def _wait(self, x2: np.ndarray, y2: np.ndarray | None, g2: np.ndarray | None, pool: StatThreads | None) -> None:
+        """Queue a batch's rows. float32 products: until PASS_VALUES values or the buffers' free rows;
+        float64 ones (small layers, ``--precision float64``): until SMALL_PASS_VALUES values, so that a
+        small model's batches do not each pay a dozen numpy calls per layer."""
         acc = self.acc
-        if acc.n == 0 and not self._queue:   # shifts: the first batch's means
+        blocked = self._blocked(x2, y2)
+        if blocked and acc.n == 0 and not self._queue:   # shifts: the first batch's means
             mx = _rounded(x2.mean(axis=0, dtype=np.float64), np.float32)
             acc.set_shift(mx, mx if acc.gram else _rounded(y2.mean(axis=0, dtype=np.float64), np.float32))
         self._queue.append((x2, y2, g2))
         self._waiting += len(x2)
         width = x2.shape[1] + (0 if y2 is None else y2.shape[1])
-        if self._waiting * width >= PASS_VALUES or self._waiting >= acc.buffer_rows() - acc.pending:
+        if not blocked:
+            if self._waiting * width >= SMALL_PASS_VALUES:
+                self.drain(pool)
+        elif self._waiting * width >= PASS_VALUES or self._waiting >= acc.buffer_rows() - acc.pending:
             self.drain(pool)
 
     def drain(self, pool: StatThreads | None = None, multiply: bool = False) -> None:
@@ -442,6 +448,9 @@ class LayerStats:
                 self.acc.flush(pool)
             return
         pieces, self._queue, self._waiting = self._queue, [], 0
+        if not self._blocked(pieces[0][0], pieces[0][1]):
+            self._exact_passes(_joined(pieces))
+            return
         at = 0
         while at < total:
             k = min(total - at, self.acc.buffer_rows() - self.acc.pending)
@@ -465,7 +474,10 @@ class LayerStats:
             mx, nz, sx = np.zeros(p), np.zeros(p, dtype=np.int64), np.zeros(p)
             sy, on, gated = np.zeros(m), np.zeros(self.layer.units, dtype=np.int64), 0
             at = start + edges[t]
-            for xs, ys, gs in _row_range(pieces, edges[t], edges[t + 1]):
+            mine = _row_range(pieces, edges[t], edges[t + 1])
+            if len(mine) > 1 and (edges[t + 1] - edges[t]) * (p + m) < JOIN_BELOW * len(mine):
+                mine = _joined(mine)
+            for xs, ys, gs in mine:
                 k = len(xs)
                 np.maximum(mx, abs_max(xs, (0,)), out=mx)
                 nz += count_along(xs, np.not_equal, 1)
@@ -488,6 +500,15 @@ class LayerStats:
         self.on += on
         self.gate_samples += gated
         acc.add_rows(rows, sx, None if acc.gram else sy, pool)
+
+    def _exact_passes(self, pieces: list[tuple]) -> None:
+        """The float64 route: the same passes, and float64 products (``CoMoments.update``)."""
+        for xs, ys, gs in pieces:
+            self._channels(abs_max(xs, (0,)), count_along(xs, np.not_equal, 1), len(xs))
+            self.acc.update(xs, ys)
+            if gs is not None:
+                self.on += count_along(gs, np.greater, 1)
+                self.gate_samples += len(gs)
 
     def _weighted_sum(self, x2: np.ndarray) -> np.ndarray:
         """y = x W^T, for a Gemm whose output also holds a non-constant C."""
@@ -559,6 +580,14 @@ class LayerStats:
             w = L.weight.reshape(L.group, -1, L.weight.shape[1])
             cov = cov @ w.transpose(0, 2, 1)
         return FinishedStats(cov=list(cov), m=self.channel_max.copy(), a=a, r=r, samples=self.samples)
+
+
+def _joined(pieces: list[tuple]) -> list[tuple]:
+    """Row-aligned pieces (tuples of arrays or None) as one piece, each array concatenated (a copy,
+    unless there is one piece): a few large numpy calls instead of many small ones."""
+    if len(pieces) == 1:
+        return pieces
+    return [tuple(None if v is None else np.concatenate([q[i] for q in pieces]) for i, v in enumerate(pieces[0]))]
 
 
 def _row_range(pieces: list[tuple], a: int, b: int) -> list[tuple]:

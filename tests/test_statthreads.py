@@ -95,13 +95,15 @@ def test_row_range_slices_across_pieces():
     assert stats._row_range([(a, None)], 5, 5) == []
 
 
+@pytest.mark.parametrize("join", [0, 1 << 15])   # each piece in turn; small pieces joined first
 @pytest.mark.parametrize("p, m", [(8, 4), (6, 5)])   # the cross route, the Gram route
-def test_dense_rows_wait_then_the_threads_share_their_passes(monkeypatch, p, m):
+def test_dense_rows_wait_then_the_threads_share_their_passes(monkeypatch, p, m, join):
     """Rows wait (as references) until they hold PASS_VALUES values or fill the buffers' free rows; then
     the threads share the passes over them, and the buffers are multiplied whenever they fill (each thread
     multiplying a run of the rows); ``finish`` takes in the rest. Batches of 3-D inputs and a gate: the figures equal float64 ones fed batch by batch."""
     monkeypatch.setattr(stats, "BLOCK_SPLIT_MIN", 0)
     monkeypatch.setattr(stats, "PRODUCT_SPLIT_MIN", 0)
+    monkeypatch.setattr(stats, "JOIN_BELOW", join)
     monkeypatch.setattr(stats, "BUFFER_BYTES", 0)        # 64-row buffers
     monkeypatch.setattr(stats, "PASS_VALUES", 40 * (p + (m if m == 4 else 0)))   # 40 rows
     monkeypatch.setattr("snrcli.products.FLOAT32_MIN_SIZE", 0)
@@ -126,6 +128,39 @@ def test_dense_rows_wait_then_the_threads_share_their_passes(monkeypatch, p, m):
     np.testing.assert_array_equal(a.m, b.m)
     np.testing.assert_array_equal(a.a, b.a)
     np.testing.assert_array_equal(a.r, b.r)
+
+
+def test_float64_route_rows_wait_and_give_the_figures_of_each_batch_alone(monkeypatch):
+    """Small layers (float64 products) queue their rows too, until SMALL_PASS_VALUES values: a small
+    model's batches then cost a list append per layer, not a dozen numpy calls."""
+    monkeypatch.setattr(stats, "SMALL_PASS_VALUES", 30 * 7)     # 30 rows of 5 + 2 values
+    layer = dense_layer(5, 2)
+    assert layer.weight.size < 512                            # float64 products (FLOAT32_MIN_SIZE)
+    st = LayerStats(layer)
+    rng = np.random.default_rng(8)
+    xs = [np.maximum(rng.standard_normal((k, 5)), 0).astype(np.float32) for k in (12, 10, 9, 4, 30)]
+    rows = []
+    for x in xs:
+        y = (x @ layer.weight.T).astype(np.float32)
+        st.update(x, y, np.maximum(y, 0))
+        rows.append((st._waiting, st.samples))
+    assert rows == [(12, 0), (22, 0), (0, 31), (4, 31), (0, 65)]
+    x = np.concatenate(xs).astype(np.float64)
+    y = np.concatenate([(v @ layer.weight.T).astype(np.float32) for v in xs]).astype(np.float64)
+    fin = st.finish()
+    np.testing.assert_allclose(fin.cov[0], ((x - x.mean(0)).T @ (y - y.mean(0))) / len(x), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(fin.a, np.count_nonzero(x, axis=0) / len(x))
+    np.testing.assert_array_equal(fin.r, np.count_nonzero(y > 0, axis=0) / len(x))
+    np.testing.assert_array_equal(fin.m, np.abs(x).max(axis=0))
+
+
+def test_joined_pieces():
+    a, b = np.arange(6.0).reshape(3, 2), np.arange(4.0).reshape(2, 2)
+    one = [(a, None, a[:, :1])]
+    assert stats._joined(one) is one
+    (x, y, g), = stats._joined([(a, None, a[:, :1]), (b, None, b[:, :1])])
+    np.testing.assert_array_equal(x, np.r_[a, b])
+    assert y is None and g.shape == (5, 1)
 
 
 def test_dense_layers_never_split_by_batch(monkeypatch):
