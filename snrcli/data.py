@@ -114,6 +114,7 @@ class Dataset:
     keys: dict[str, str] = field(default_factory=dict)  # model input -> array key
     preprocess: dict[str, Preprocess] = field(default_factory=dict)
     label_format: str | None = None  # "class ids" or "one-hot"
+    deferred_check: tuple[str, ...] = ()  # inputs tested for NaN/Inf batch by batch, as ``batches`` reads them
 
 
 def _fmt_shape(dims) -> str:
@@ -440,20 +441,22 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
             notes.append(f"labels {lk!r} are one-hot rows: the class of each item is the argmax of its row")
     bad = np.zeros(items, dtype=bool)
     narrow = []
+    deferred = []
     for inp in inputs:
         a = matched[inp.name]
         limit = _float_limit(a.dtype, inp.np_dtype)
         if limit is not None:
             narrow.append(str(inp.np_dtype))
+        elif not drop_nonfinite and a.dtype.kind in "fc":
+            deferred.append(inp.name)   # the stream tests each batch it reads: one pass over the data, not two
+            continue
         bad |= nonfinite_items(a, limit)
     dropped = 0
     if bad.any():
-        count = int(bad.sum())
-        where = ", ".join(str(i) for i in np.flatnonzero(bad)[:5]) + (", ..." if count > 5 else "")
-        what = "NaN or Inf" + (f" (or values beyond the model's {narrow[0]} range)" if narrow else "")
         if not drop_nonfinite:
-            raise DataError(f"the data holds {what} in {count} of {items} items (items {where}); "
-                            "fix the data or pass --drop-nonfinite to leave those items out")
+            raise nonfinite_error(bad, narrow)
+        count = int(bad.sum())
+        where, what = _where(bad), _what(narrow)
         keep = ~bad
         matched = {k: np.asarray(v)[keep] for k, v in matched.items()}
         labels = labels[keep] if labels is not None else None
@@ -466,7 +469,33 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
         raise DataError("the data set has one item: covariances need at least 2 items")
     return Dataset(path=str(path), arrays=matched, labels=labels, items=items,
                    per_item=bool(per_item), fixed_batch=fixed, dropped_nonfinite=dropped, notes=notes,
-                   keys=mapping, preprocess=plans, label_format=label_format)
+                   keys=mapping, preprocess=plans, label_format=label_format, deferred_check=tuple(deferred))
+
+
+def _where(bad: np.ndarray) -> str:
+    count = int(bad.sum())
+    return ", ".join(str(i) for i in np.flatnonzero(bad)[:5]) + (", ..." if count > 5 else "")
+
+
+def _what(narrow: list[str]) -> str:
+    return "NaN or Inf" + (f" (or values beyond the model's {narrow[0]} range)" if narrow else "")
+
+
+def nonfinite_error(bad: np.ndarray, narrow: list[str] = ()) -> DataError:
+    """The error for items holding NaN or Inf (``bad``: a mask over all items)."""
+    return DataError(f"the data holds {_what(list(narrow))} in {int(bad.sum())} of {len(bad)} items "
+                     f"(items {_where(bad)}); fix the data or pass --drop-nonfinite to leave those items out")
+
+
+def _check_block(ds: Dataset, k: str, raw: np.ndarray) -> None:
+    """A deferred NaN/Inf test on one batch as read (``Dataset.deferred_check``): a finite sum clears it;
+    otherwise the exact test, and on a hit the whole data set is scanned so the error counts every item."""
+    if _finite_sum(raw) or np.isfinite(raw).all():
+        return
+    bad = np.zeros(ds.items, dtype=bool)
+    for name in ds.deferred_check:
+        bad |= nonfinite_items(ds.arrays[name])
+    raise nonfinite_error(bad)
 
 
 def batches(ds: Dataset, inputs: list[GraphInput], batch_size: int, start: int = 0,
@@ -480,6 +509,8 @@ def batches(ds: Dataset, inputs: list[GraphInput], batch_size: int, start: int =
     def block(k: str, lo: int, hi: int) -> np.ndarray:
         raw = np.array(ds.arrays[k][lo:hi])  # a copy: the mapped pages can then be released
         release_rows(ds.arrays[k], lo, hi)
+        if k in ds.deferred_check:
+            _check_block(ds, k, raw)
         pre = ds.preprocess.get(k)
         if pre is not None:
             raw = pre.apply(raw)

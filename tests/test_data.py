@@ -254,6 +254,35 @@ def test_nonfinite_items_are_refused_with_a_count(tmp_path):
     assert any("dropped 2 items" in w for w in rep.warnings)
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_nonfinite_items_found_by_the_stream_are_all_counted(tmp_path, jobs):
+    """float data is tested batch by batch as the stream reads it (one pass over the file, not two); the
+    first bad batch stops the run, and the error counts the bad items of the whole data set."""
+    from snrcli.data import load_data
+    from snrcli.graph import discover
+    import onnx
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(40, 2)).astype(np.float32)
+    x[[3, 37], 1] = [np.nan, -np.inf]
+    mp, dp = run(tmp_path, mlp([W])), npz(tmp_path, x=x)
+    ds = load_data(dp, discover(onnx.load(mp)).inputs)          # no error yet: nothing was read
+    assert ds.deferred_check == ("x",) and ds.items == 40
+    with pytest.raises(DataError, match=r"NaN or Inf in 2 of 40 items \(items 3, 37\).*--drop-nonfinite"):
+        snrcli.analyze(mp, dp, batch_size=8, jobs=jobs)
+    assert snrcli.analyze(mp, dp, drop_nonfinite=True, jobs=jobs).to_dict()["data"]["dropped_nonfinite"] == 2
+
+
+def test_a_batch_whose_sum_overflows_is_not_refused(tmp_path):
+    from snrcli.data import _finite_sum
+
+    x = np.full((6, 2), 3e38, np.float32)
+    x[:2] = [[1, 0], [0, 1]]
+    assert not _finite_sum(x)                        # every value finite, their sum is not
+    rep = snrcli.analyze(run(tmp_path, mlp([W])), npz(tmp_path, x=x), batch_size=6)
+    assert rep.to_dict()["data"]["samples"] == 6
+
+
 @pytest.mark.parametrize("items, match", [(0, "empty"), (1, "one item")])
 def test_empty_and_single_item_data_are_refused(tmp_path, items, match):
     with pytest.raises(DataError, match=match):
