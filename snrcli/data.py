@@ -6,6 +6,7 @@ model's declared inputs (names, dtypes, dims) but nothing else about ONNX.
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import zipfile
@@ -307,6 +308,7 @@ def _labels(raw: np.ndarray, items: int, key: str) -> np.ndarray:
 
 
 RELEASE_MARGIN = 1 << 20
+LAG_VALUES = 1 << 22   # memory-mapped rows fed without a copy are released this many values later
 
 
 def release_rows(a, lo: int, hi: int) -> None:
@@ -505,10 +507,22 @@ def batches(ds: Dataset, inputs: list[GraphInput], batch_size: int, start: int =
         raise UsageError("--batch-size must be at least 1")
     stop = ds.items if stop is None else min(stop, ds.items)
     dtypes = {i.name: i.np_dtype for i in inputs}
+    # .npy data already in the model's dtype is fed as views of the memory map, not copies; its pages
+    # are released LAG_VALUES values behind the batch being read (the statistics may still hold rows)
+    direct = {k: max(1, LAG_VALUES // max(1, math.prod(a.shape[1:]))) for k, a in ds.arrays.items()
+              if isinstance(a, np.memmap) and a.dtype == dtypes[k] and k not in ds.preprocess}
+    behind = dict.fromkeys(direct, start)
 
     def block(k: str, lo: int, hi: int) -> np.ndarray:
-        raw = np.array(ds.arrays[k][lo:hi])  # a copy: the mapped pages can then be released
-        release_rows(ds.arrays[k], lo, hi)
+        if k in direct:
+            raw = ds.arrays[k][lo:hi]
+            cut = lo - direct[k]
+            if cut > behind[k]:
+                release_rows(ds.arrays[k], behind[k], cut)
+                behind[k] = cut
+        else:
+            raw = np.array(ds.arrays[k][lo:hi])  # a copy: the mapped pages can then be released
+            release_rows(ds.arrays[k], lo, hi)
         if k in ds.deferred_check:
             _check_block(ds, k, raw)
         pre = ds.preprocess.get(k)
@@ -519,14 +533,16 @@ def batches(ds: Dataset, inputs: list[GraphInput], batch_size: int, start: int =
     if ds.per_item:
         for i in range(start, stop):
             yield {k: block(k, i, i + 1)[0] for k in ds.arrays}, 1, i
-        return
-    size = ds.fixed_batch or batch_size
-    for lo in range(start, stop, size):
-        feeds = {}
-        valid = min(size, stop - lo)
-        for k in ds.arrays:
-            blk = block(k, lo, lo + valid)
-            if ds.fixed_batch and valid < size:
-                blk = np.concatenate([blk, np.repeat(blk[-1:], size - valid, axis=0)])
-            feeds[k] = blk
-        yield feeds, valid, lo
+    else:
+        size = ds.fixed_batch or batch_size
+        for lo in range(start, stop, size):
+            feeds = {}
+            valid = min(size, stop - lo)
+            for k in ds.arrays:
+                blk = block(k, lo, lo + valid)
+                if ds.fixed_batch and valid < size:
+                    blk = np.concatenate([blk, np.repeat(blk[-1:], size - valid, axis=0)])
+                feeds[k] = blk
+            yield feeds, valid, lo
+    for k in direct:
+        release_rows(ds.arrays[k], behind[k], stop)

@@ -393,3 +393,34 @@ def test_nonfinite_items_fast_path_and_exact_fallback(dtype):
     b = np.zeros((40, 3), dtype=dtype)
     b[39, 2] = -np.inf
     assert np.flatnonzero(nonfinite_items(b)).tolist() == [39]
+
+
+@pytest.mark.parametrize("dtype, direct", [(np.float32, True), (np.float64, False)])
+def test_npy_batches_are_views_released_a_lag_behind(tmp_path, monkeypatch, dtype, direct):
+    """.npy data in the model's dtype is fed as views of the memory map (no copy of the data set); its
+    pages are released LAG_VALUES values behind the batch being read, and all of them by the end.
+    Other data is copied batch by batch and each batch released at once."""
+    import snrcli.data as data
+    from snrcli.graph import discover
+
+    monkeypatch.setattr(data, "LAG_VALUES", 2 * 25)       # 25 items of 2 values
+    released = []
+    monkeypatch.setattr(data, "release_rows", lambda a, lo, hi: released.append((lo, hi)))
+    x = np.random.default_rng(0).normal(size=(100, 2)).astype(dtype)
+    p = tmp_path / "x.npy"
+    np.save(p, x)
+    inputs = discover(onnx.load(run(tmp_path, mlp([W])))).inputs
+    ds = data.load_data(p, inputs)
+    released.clear()                     # (the test for values beyond float32's range, before the run)
+    seen = []
+    for feeds, valid, lo in data.batches(ds, inputs, 10, 5, 95):
+        (f,) = feeds.values()
+        assert np.shares_memory(f, ds.arrays["x"]) == direct
+        np.testing.assert_array_equal(f, x[lo:lo + valid].astype(np.float32))
+        seen.append((lo, list(released)))
+    if direct:
+        assert all(hi <= lo - 25 for lo, rel in seen for _, hi in rel)   # never within 25 items of the batch
+        assert released[0][0] == 5 and released[-1][1] == 95
+        assert all(a[1] == b[0] for a, b in zip(released, released[1:]))   # contiguous, each row once
+    else:
+        assert released == [(lo, min(lo + 10, 95)) for lo in range(5, 95, 10)]
