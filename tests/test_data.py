@@ -424,3 +424,11 @@ def test_npy_batches_are_views_released_a_lag_behind(tmp_path, monkeypatch, dtyp
         assert all(a[1] == b[0] for a, b in zip(released, released[1:]))   # contiguous, each row once
     else:
         assert released == [(lo, min(lo + 10, 95)) for lo in range(5, 95, 10)]
+
+
+def test_views_outlive_the_rows_the_statistics_keep_waiting():
+    """A dense layer's rows may wait (as views of the data) until PASS_VALUES values: the data's pages
+    must not be released before."""
+    from snrcli import data, stats
+
+    assert data.LAG_VALUES > stats.PASS_VALUES
