@@ -489,7 +489,7 @@ def nonfinite_error(bad: np.ndarray, narrow: list[str] = ()) -> DataError:
                      f"(items {_where(bad)}); fix the data or pass --drop-nonfinite to leave those items out")
 
 
-def _check_block(ds: Dataset, k: str, raw: np.ndarray) -> None:
+def _check_block(ds: Dataset, raw: np.ndarray) -> None:
     """A deferred NaN/Inf test on one batch as read (``Dataset.deferred_check``): a finite sum clears it;
     otherwise the exact test, and on a hit the whole data set is scanned so the error counts every item."""
     if _finite_sum(raw) or np.isfinite(raw).all():
@@ -524,7 +524,7 @@ def batches(ds: Dataset, inputs: list[GraphInput], batch_size: int, start: int =
             raw = np.array(ds.arrays[k][lo:hi])  # a copy: the mapped pages can then be released
             release_rows(ds.arrays[k], lo, hi)
         if k in ds.deferred_check:
-            _check_block(ds, k, raw)
+            _check_block(ds, raw)
         pre = ds.preprocess.get(k)
         if pre is not None:
             raw = pre.apply(raw)
