@@ -80,6 +80,9 @@ class Analysis:
         self.info = info
         self.exact = exact
         self.stats = [LayerStats(L, exact=exact) for L in info.layers]
+        self.gate_readers = gates_from_inputs(info.layers)   # layer position -> the layer whose input is its gate
+        self.gate_from: dict[int, int] = {}   # ... those whose gate that layer counts (fixed at the first batch)
+        self.gate_seen: set[int] = set()
         self.parts: dict[tuple[int, int], LayerStats] = {}   # (thread 1.., layer position) -> accumulators
         self.correct = 0
         self.labelled = 0
@@ -151,13 +154,46 @@ class Analysis:
         if n > 1:
             pool.map(run, n)
         else:
+            if pool is not None and work[0]:
+                pool.wide()
             run(0)
+        if alone:
+            pool.wide()
         for i, args in alone:
             self._add(self.stats[i], args)
         for i, args in dense:
+            if i in self.gate_readers and args[2] is not None:
+                args = self._gate_counted_elsewhere(i, args)
             self._add(self.stats[i], args, pool)
         if self.info.accuracy_output and self.score_problem is None:
             self._score(np.asarray(values[self.info.accuracy_output]), valid, labels)
+
+    def _gate_counted_elsewhere(self, i: int, args: tuple) -> tuple:
+        """A dense layer's arguments without its gate when the layer reading the gate as input counts it:
+        decided at the layer's first batch, by whether the gate's rows are the output's rows (shapes of
+        one graph differ between batches only in the batch axis)."""
+        x, y, gate = args
+        L = self.info.layers[i]
+        rows_match = gate.shape == tuple(x.shape[:-1]) + (L.units,)
+        if i not in self.gate_seen:
+            self.gate_seen.add(i)
+            if rows_match:
+                self.gate_from[i] = self.gate_readers[i]
+                self.stats[self.gate_from[i]].count_positive()
+        if i not in self.gate_from:
+            return args
+        if not rows_match:
+            raise RuntimeFailure(f"layer {L.index} ({L.name}): activity tensor of shape {gate.shape} does not "
+                                 f"match the layer output for input {x.shape}, as it did in the first batch")
+        return x, y, None
+
+    def settle_gates(self) -> None:
+        """Give each layer whose gate another layer counted (``gates_from_inputs``) its activity counts."""
+        for i, j in self.gate_from.items():
+            reader = self.stats[j]
+            reader.drain()
+            self.stats[i].on = reader.positive.copy()
+            self.stats[i].gate_samples = reader.channel_values
 
     @staticmethod
     def _add(st: LayerStats, piece: tuple, pool: StatThreads | None = None, drain: bool = False) -> None:
@@ -204,7 +240,25 @@ class Analysis:
         self.labelled += other.labelled
         self.confidence_sum += other.confidence_sum
         self.scored += other.scored
+        self.gate_from.update(other.gate_from)
+        self.gate_seen |= other.gate_seen
         self.score_problem = self.score_problem or other.score_problem
+
+
+def gates_from_inputs(layers: list[Layer]) -> dict[int, int]:
+    """Dense layers whose activity gate (a ReLU output, say) is, row for row, the input of another dense
+    layer: {position: that layer's position}. The other layer counts the gate's values > 0 as it reads
+    its input (``LayerStats.count_positive``), instead of a second pass over the same values."""
+    readers: dict[str, int] = {}
+    for j, L in enumerate(layers):
+        if L.conv is None and not L.input_transposed:
+            readers.setdefault(L.input, j)
+    found = {}
+    for i, L in enumerate(layers):
+        j = readers.get(L.gate) if L.gate else None
+        if L.conv is None and not L.input_transposed and j is not None and j != i and layers[j].inputs == L.units:
+            found[i] = j
+    return found
 
 
 def layer_result(L: Layer, st: LayerStats, *, min_level: float, min_activity: float) -> LayerResult:
@@ -450,6 +504,7 @@ def build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_p
 def _build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_path: str, ds,
                   settings: Settings, warnings: list[str], note: Warn, command: str | None,
                   execution: dict[str, Any], aside: dict[str, Aside]) -> Report:
+    analysis.settle_gates()
     layers = [layer_result(L, st, min_level=settings.min_level, min_activity=settings.min_activity)
               for L, st in zip(info.layers, analysis.stats)]
     for r in layers:

@@ -15,26 +15,38 @@ import scipy.linalg
 import scipy.sparse.linalg
 
 
-def probabilities(scores: np.ndarray) -> np.ndarray:
-    """Rows of class scores as probabilities: kept when they already are, exp() of log-probabilities, else softmax."""
+def _near(a: np.ndarray, b: float) -> bool:
+    """``np.allclose(a, b, atol=1e-3)`` for a scalar ``b``, without its per-call overhead (NaN is never near)."""
+    return bool(np.all(np.abs(a - b) <= 1e-3 + 1e-5 * abs(b)))
+
+
+def _max_probabilities(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, each row's largest probability) of rows of class scores: kept when they already
+    are probabilities, exp() of log-probabilities, else softmax (whose largest value is 1 / the sum of
+    exp(s - max s), computed once)."""
     s = np.asarray(scores, dtype=np.float64)
     if s.size == 0:
-        return s
-    sums = s.sum(axis=-1)
-    if s.min() >= 0 and s.max() <= 1 and np.allclose(sums, 1.0, atol=1e-3):
-        return s
+        return s, s.max(axis=-1, initial=0.0)
+    lo, hi = s.min(), s.max()
+    if lo >= 0 and hi <= 1 and _near(s.sum(axis=-1), 1.0):
+        return s, s.max(axis=-1)
     top = s.max(axis=-1, keepdims=True)
-    lse = top[..., 0] + np.log(np.exp(s - top).sum(axis=-1))
-    if s.max() <= 0 and np.allclose(lse, 0.0, atol=1e-3):
-        return np.exp(s)
     e = np.exp(s - top)
-    return e / e.sum(axis=-1, keepdims=True)
+    z = e.sum(axis=-1)
+    if hi <= 0 and _near(top[..., 0] + np.log(z), 0.0):
+        p = np.exp(s)
+        return p, p.max(axis=-1)
+    return e / z[..., None], 1.0 / z
+
+
+def probabilities(scores: np.ndarray) -> np.ndarray:
+    """Rows of class scores as probabilities: kept when they already are, exp() of log-probabilities, else softmax."""
+    return _max_probabilities(scores)[0]
 
 
 def max_confidence_sum(scores: np.ndarray) -> float:
     """Sum over rows of max softmax probability (rows = items)."""
-    p = probabilities(scores.reshape(-1, scores.shape[-1]))
-    return float(p.max(axis=-1).sum())
+    return float(_max_probabilities(scores.reshape(-1, scores.shape[-1]))[1].sum())
 
 
 LANCZOS_MIN = 256   # larger Gram matrices get their top eigenvalue by Lanczos iteration

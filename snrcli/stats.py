@@ -166,6 +166,8 @@ class CoMoments:
         n = pool.threads if (pool is not None and work >= PRODUCT_SPLIT_MIN and rows >= 8 * pool.threads
                              and self.sxy[0].size <= SPLIT_MAX_COMOMENTS) else 1   # (a result buffer per thread)
         if n == 1:
+            if pool is not None and work >= PRODUCT_SPLIT_MIN:
+                pool.wide()
             self.sxy[0] += _product(xs, ys)
             return
         edges = [rows * t // n for t in range(n + 1)]
@@ -240,15 +242,24 @@ def _product(xs: np.ndarray, ys: np.ndarray | None) -> np.ndarray:
 SIGN_BIT = np.uint32(0x80000000)
 
 
+INF_BITS = np.uint32(0x7F800000)
+
+
 def abs_max(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """max |a| over ``axes``. float32 data with no sign bit set (ReLU outputs, pixels) takes one pass
     instead of two: such floats order as their bit patterns do, so the largest pattern read as uint32
     is the largest value, and any sign bit (a negative value, -0.0) shows as a pattern >= 2^31."""
+    return abs_max_sign_free(a, axes)[0]
+
+
+def abs_max_sign_free(a: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+    """``abs_max``, and whether ``a`` is float32 with no sign bit and no NaN set: then ``a > 0`` wherever
+    ``a != 0``, so one count serves both (a ReLU output read as the next layer's input)."""
     if a.dtype == np.float32 and a.size:
         top = a.view(np.uint32).max(axis=axes)
         if not np.any(top >= SIGN_BIT):
-            return top.view(np.float32)
-    return np.maximum(a.max(axis=axes), -a.min(axis=axes))
+            return top.view(np.float32), not np.any(top > INF_BITS)
+    return np.maximum(a.max(axis=axes), -a.min(axis=axes)), False
 
 
 def count_along(a: np.ndarray, test, axis: int) -> np.ndarray:
@@ -324,6 +335,14 @@ class LayerStats:
         self._w32: np.ndarray | None = None
         self._queue: list[tuple] = []   # dense float32 route: (x, y, gate) rows waiting for their passes
         self._waiting = 0
+        self.positive: np.ndarray | None = None   # per input feature: values > 0, when ``count_positive``
+
+    def count_positive(self) -> None:
+        """Also count each input feature's values > 0 (a dense layer whose input is another layer's
+        activity gate: that layer's ``on`` is read from here, see ``Analysis``). Costs nothing extra
+        where the input holds no negative value: the non-zero count is the same number."""
+        if self.positive is None:
+            self.positive = np.zeros(self.layer.inputs, dtype=np.int64)
 
     @property
     def samples(self) -> int:
@@ -470,17 +489,24 @@ class LayerStats:
         edges = [rows * t // n for t in range(n + 1)]
         start = acc.pending
 
+        positive = self.positive is not None
+
         def run(t: int) -> tuple:
             mx, nz, sx = np.zeros(p), np.zeros(p, dtype=np.int64), np.zeros(p)
             sy, on, gated = np.zeros(m), np.zeros(self.layer.units, dtype=np.int64), 0
+            pos = np.zeros(p, dtype=np.int64) if positive else None
             at = start + edges[t]
             mine = _row_range(pieces, edges[t], edges[t + 1])
             if len(mine) > 1 and (edges[t + 1] - edges[t]) * (p + m) < JOIN_BELOW * len(mine):
                 mine = _joined(mine)
             for xs, ys, gs in mine:
                 k = len(xs)
-                np.maximum(mx, abs_max(xs, (0,)), out=mx)
-                nz += count_along(xs, np.not_equal, 1)
+                top, sign_free = abs_max_sign_free(xs, (0,))
+                np.maximum(mx, top, out=mx)
+                count = count_along(xs, np.not_equal, 1)
+                nz += count
+                if positive:
+                    pos += count if sign_free else count_along(xs, np.greater, 1)
                 psx, psy = acc.shift_in(at, xs, ys)
                 sx += psx
                 if psy is not None:
@@ -489,14 +515,18 @@ class LayerStats:
                     on += count_along(gs, np.greater, 1)
                     gated += k
                 at += k
-            return mx, nz, sx, sy, on, gated
+            return mx, nz, sx, sy, on, gated, pos
 
         parts = pool.map(run, n) if n > 1 else [run(0)]
-        mx, nz, sx, sy, on, gated = parts[0]
+        mx, nz, sx, sy, on, gated, pos = parts[0]
         for part in parts[1:]:
             np.maximum(mx, part[0], out=mx)
             nz, sx, sy, on, gated = nz + part[1], sx + part[2], sy + part[3], on + part[4], gated + part[5]
+            if positive:
+                pos = pos + part[6]
         self._channels(mx, nz, rows)
+        if positive:
+            self.positive += pos
         self.on += on
         self.gate_samples += gated
         acc.add_rows(rows, sx, None if acc.gram else sy, pool)
@@ -505,6 +535,8 @@ class LayerStats:
         """The float64 route: the same passes, and float64 products (``CoMoments.update``)."""
         for xs, ys, gs in pieces:
             self._channels(abs_max(xs, (0,)), count_along(xs, np.not_equal, 1), len(xs))
+            if self.positive is not None:
+                self.positive += count_along(xs, np.greater, 1)
             self.acc.update(xs, ys)
             if gs is not None:
                 self.on += count_along(gs, np.greater, 1)
@@ -559,6 +591,8 @@ class LayerStats:
         self.channel_values += other.channel_values
         self.on += other.on
         self.gate_samples += other.gate_samples
+        if other.positive is not None:
+            self.positive = other.positive.copy() if self.positive is None else self.positive + other.positive
 
     def finish(self) -> "FinishedStats":
         """The section-2 figures: covariances per group, m_j and a_j per channel, r_i per unit."""

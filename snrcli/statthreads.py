@@ -3,7 +3,7 @@
 Each layer's samples in a batch are split across T threads, every thread adding
 its share to accumulators of its own (merged when the data is done, like
 ``--jobs`` shards). While they run, each BLAS call is held to cores // T threads
-(``threadpoolctl``): T narrower products side by side beat one multi-threaded
+(``blas``): T narrower products side by side beat one multi-threaded
 product followed by single-threaded element-wise passes (the patch copies,
 shifts and counts), which left all but one core idle. Nothing starts, and the
 BLAS is left alone, until a batch is large enough to split.
@@ -12,17 +12,14 @@ BLAS is left alone, until a batch is large enough to split.
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from typing import Callable, TypeVar
+
+from .blas import blas_threads
 
 MAX_DEFAULT_THREADS = 4   # default cap: every thread keeps its own co-moments for the split layers
 
 T = TypeVar("T")
-
-_controller = None
-_controller_lock = threading.Lock()
 
 
 def available_cores() -> int:
@@ -38,28 +35,20 @@ def stats_threads(requested: int | None) -> int:
     return max(1, int(requested)) if requested else min(available_cores(), MAX_DEFAULT_THREADS)
 
 
-def _blas_controller():
-    """threadpoolctl's view of the loaded BLAS libraries, found once per process (it scans every
-    loaded library, ~15 ms); None without threadpoolctl."""
-    global _controller
-    with _controller_lock:
-        if _controller is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:   # a declared dependency; without it the threads share the BLAS's threads
-                _controller = False
-            else:
-                _controller = ThreadpoolController().select(user_api="blas")
-        return _controller or None
-
-
 class StatThreads:
     """``pool.map(fn)`` runs ``fn(0) .. fn(n - 1)`` at once, ``fn(0)`` on the calling thread, each BLAS
-    call held to cores // n threads meanwhile. Worker threads start on first use; ``close`` ends them."""
+    call held to cores // n threads meanwhile. Worker threads start on first use; ``close`` ends them.
+
+    The BLAS thread count set for a ``map`` stays set after it (setting it costs a call into the
+    library, and the next batch's ``map`` wants it again): code that wants the whole BLAS between maps
+    calls ``wide()`` first. ``close`` puts back the count found at the first ``map``."""
 
     def __init__(self, threads: int):
         self.threads = max(1, threads)
         self._executor: ThreadPoolExecutor | None = None
+        self._blas = None
+        self._blas_found: int | None = None   # the BLAS's own thread count, before the first map
+        self._blas_now: int | None = None
 
     def __enter__(self) -> "StatThreads":
         return self
@@ -71,10 +60,26 @@ class StatThreads:
         if self._executor is not None:
             self._executor.shutdown()
             self._executor = None
+        self.wide()
 
-    def _blas_limit(self, n: int):
-        controller = _blas_controller()
-        return controller.limit(limits=max(1, available_cores() // n)) if controller else nullcontext()
+    def _blas_for(self, n: int) -> None:
+        """Hold each BLAS call to cores // n threads (n=1: the count the BLAS had before the first map)."""
+        if self._blas is None:
+            if n <= 1:
+                return        # never narrowed
+            self._blas = blas_threads()
+            self._blas_found = self._blas.get()
+            self._blas_now = self._blas_found
+        if self._blas_found is None:
+            return
+        want = self._blas_found if n <= 1 else max(1, available_cores() // n)
+        if want != self._blas_now:
+            self._blas.set(want)
+            self._blas_now = want
+
+    def wide(self) -> None:
+        """Give the BLAS back its own thread count (before a large product outside ``map``)."""
+        self._blas_for(1)
 
     def map(self, fn: Callable[[int], T], n: int | None = None) -> list[T]:
         """``[fn(0), ..., fn(n - 1)]`` (n defaults to the thread count), run concurrently; the first
@@ -84,19 +89,19 @@ class StatThreads:
             return [fn(i) for i in range(n)]
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="snr-stats")
-        with self._blas_limit(n):
-            futures = [self._executor.submit(fn, i) for i in range(1, n)]
-            results: list = [None] * n
-            errors: list[BaseException] = []
+        self._blas_for(n)
+        futures = [self._executor.submit(fn, i) for i in range(1, n)]
+        results: list = [None] * n
+        errors: list[BaseException] = []
+        try:
+            results[0] = fn(0)
+        except BaseException as e:  # noqa: BLE001 - the other threads finish first
+            errors.append(e)
+        for i, f in enumerate(futures, start=1):
             try:
-                results[0] = fn(0)
-            except BaseException as e:  # noqa: BLE001 - the other threads finish first
+                results[i] = f.result()
+            except BaseException as e:  # noqa: BLE001
                 errors.append(e)
-            for i, f in enumerate(futures, start=1):
-                try:
-                    results[i] = f.result()
-                except BaseException as e:  # noqa: BLE001
-                    errors.append(e)
         if errors:
             raise errors[0]
         return results

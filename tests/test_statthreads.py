@@ -23,7 +23,9 @@ SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
 
 
 def blas_threads() -> list[int]:
-    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    """numpy's BLAS thread counts, as threadpoolctl sees them (the statistics' products are numpy's)."""
+    return [i["num_threads"] for i in threadpool_info()
+            if i["user_api"] == "blas" and "numpy" in i["filepath"]]
 
 
 # --------------------------------------------------------------------------- the pool
@@ -68,7 +70,27 @@ def test_blas_is_held_to_its_share_of_the_cores_while_the_threads_run(monkeypatc
         assert blas_threads() == before                  # nothing happens until there is work
         assert pool.map(lambda i: set(blas_threads())) == [{1}] * 4
         assert pool.map(lambda i: set(blas_threads()), 2) == [{2}] * 2
-        assert blas_threads() == before
+        assert set(blas_threads()) == {2}                # kept for the next map ...
+        pool.wide()
+        assert blas_threads() == before                  # ... until asked for the whole BLAS
+        assert pool.map(lambda i: set(blas_threads())) == [{1}] * 4
+    assert blas_threads() == before                      # and put back at the end
+
+
+def test_blas_threads_are_read_and_set_directly():
+    """``snrcli.blas`` finds numpy's OpenBLAS without threadpoolctl's scan and sets what threadpoolctl reads."""
+    from snrcli.blas import BlasThreads
+
+    before = blas_threads()
+    if len(before) != 1:
+        pytest.skip("numpy's BLAS is not one library threadpoolctl can see")
+    b = BlasThreads()
+    assert b.found and b.get() == before[0]
+    try:
+        b.set(1)
+        assert blas_threads() == [1] and b.get() == 1
+    finally:
+        b.set(before[0])
     assert blas_threads() == before
 
 
@@ -154,6 +176,48 @@ def test_float64_route_rows_wait_and_give_the_figures_of_each_batch_alone(monkey
     np.testing.assert_array_equal(fin.m, np.abs(x).max(axis=0))
 
 
+@pytest.mark.parametrize("blocked", [True, False])   # float32 passes shared by threads; float64 route
+def test_counted_positives_equal_numpys_whatever_the_signs(monkeypatch, blocked):
+    """``count_positive``: values > 0 per input feature. Runs without a sign bit or NaN reuse the non-zero
+    count; negative values, -0.0 and NaN make a run count them apart."""
+    monkeypatch.setattr(stats, "BLOCK_SPLIT_MIN", 0)
+    monkeypatch.setattr(stats, "PASS_VALUES", 0)
+    monkeypatch.setattr("snrcli.products.FLOAT32_MIN_SIZE", 0 if blocked else 1 << 30)
+    rng = np.random.default_rng(11)
+    relu = np.maximum(rng.standard_normal((30, 8)), 0).astype(np.float32)
+    signed = rng.standard_normal((20, 8)).astype(np.float32)
+    odd = np.maximum(rng.standard_normal((10, 8)), 0).astype(np.float32)
+    odd[0, 1], odd[1, 2], odd[2, 3] = -0.0, np.nan, np.inf
+    st = LayerStats(dense_layer(8, 4))
+    st.count_positive()
+    with StatThreads(2) as pool, np.errstate(all="ignore"):    # (the Inf and NaN)
+        for x in (relu, signed, odd, relu[:3]):
+            st.update(x, (np.nan_to_num(x) @ st.layer.weight.T).astype(np.float32), None, pool=pool)
+        st.drain(pool)
+    every = np.concatenate([relu, signed, odd, relu[:3]])
+    np.testing.assert_array_equal(st.positive, np.count_nonzero(every > 0, axis=0))
+    assert not np.array_equal(st.positive, st.channel_nonzero)     # the signed rows told them apart
+    assert stats.abs_max_sign_free(relu, (0,))[1] and not stats.abs_max_sign_free(odd, (0,))[1]
+
+
+def test_a_gate_read_as_the_next_layers_input_is_counted_there(monkeypatch):
+    """The sample MLP's ReLU outputs are the next Gemm's inputs: that layer counts their values > 0 as it
+    reads them, and the activities equal those counted from the gate tensors themselves."""
+    import onnx
+    import snrcli.api as api
+
+    info = discover(onnx.load(SAMPLES / "digits_mlp.onnx"), output=None, centre_classifier=True)
+    assert api.gates_from_inputs(info.layers) == {0: 1, 1: 2}
+    data = SAMPLES / "digits_test.npz"
+    shared = snrcli.analyze(SAMPLES / "digits_mlp.onnx", data, batch_size=100)
+    monkeypatch.setattr(api, "gates_from_inputs", lambda layers: {})
+    apart = snrcli.analyze(SAMPLES / "digits_mlp.onnx", data, batch_size=100)
+    for a, b in zip(shared.layers, apart.layers):
+        np.testing.assert_array_equal(a.unit_r, b.unit_r)
+        assert a.fields == b.fields
+    assert 0 < shared.layers[0].fields["activity_mean"] < 1
+
+
 def test_joined_pieces():
     a, b = np.arange(6.0).reshape(3, 2), np.arange(4.0).reshape(2, 2)
     one = [(a, None, a[:, :1])]
@@ -235,7 +299,7 @@ def test_a_small_run_starts_no_thread(monkeypatch):
         raise AssertionError("a statistics thread was started")
 
     monkeypatch.setattr("snrcli.statthreads.ThreadPoolExecutor", no_threads)
-    monkeypatch.setattr("snrcli.statthreads._blas_controller", no_threads)
+    monkeypatch.setattr("snrcli.statthreads.blas_threads", no_threads)
     report = snrcli.analyze(SAMPLES / "digits_mlp.onnx", SAMPLES / "digits_test.npz", batch_size=540, threads=2)
     assert report.to_dict()["data"]["samples"] == 540
 
