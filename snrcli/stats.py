@@ -299,8 +299,9 @@ def abs_max_sign_free(a: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray,
     ``a != 0``, so one count serves both (a ReLU output read as the next layer's input)."""
     if a.dtype == np.float32 and a.size:
         top = a.view(np.uint32).max(axis=axes)
-        if not np.any(top >= SIGN_BIT):
-            return top.view(np.float32), not np.any(top > INF_BITS)
+        high = top.max()
+        if high < SIGN_BIT:
+            return top.view(np.float32), bool(high <= INF_BITS)
     return np.maximum(a.max(axis=axes), -a.min(axis=axes)), False
 
 
@@ -315,13 +316,17 @@ def count_along(a: np.ndarray, test, axis: int) -> np.ndarray:
     width = n * trail
     padded = -(-width // 8) * 8
     mask = scratch("mask", (lead, padded), np.bool_)
-    mask[:, width:] = False
+    if padded > width:
+        mask[:, width:] = False
     test(a, 0, out=mask[:, :width].reshape(a.shape))
     words = mask.view(np.uint64)
-    total = np.zeros(padded, dtype=np.int64)
-    for lo in range(0, lead, 255):
-        total += np.add.reduce(words[lo:lo + 255], axis=0).view(np.uint8)
-    return total[:width].reshape(n, trail).sum(axis=1)
+    if lead <= 255:   # one run of rows (the usual piece): no running total
+        total = np.add.reduce(words, axis=0).view(np.uint8).astype(np.int64)
+    else:
+        total = np.zeros(padded, dtype=np.int64)
+        for lo in range(0, lead, 255):
+            total += np.add.reduce(words[lo:lo + 255], axis=0).view(np.uint8)
+    return total[:width] if trail == 1 else total[:width].reshape(n, trail).sum(axis=1)
 
 
 def route(layer: Layer) -> str:
