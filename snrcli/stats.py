@@ -41,7 +41,6 @@ BLOCK_SPLIT_MIN = 1 << 20   # ... and their passes are shared out between thread
 JOIN_BELOW = 1 << 15   # waiting pieces averaging fewer values than this are joined into one array first
 SMALL_PASS_VALUES = 1 << 16   # float64-route dense rows wait until they hold this many values
 PRODUCT_SPLIT_MIN = 1 << 24   # a dense layer's buffered product is cut between threads from this many multiply-adds
-ADD_BANDS = 16   # runs of rows in which the threads add their products to the float64 co-moments
 
 
 def _rounded(v: np.ndarray, dt) -> np.ndarray:
@@ -166,18 +165,18 @@ class CoMoments:
         work = rows * xs.shape[1] * (xs.shape[1] // 2 if ys is None else ys.shape[1])
         n = pool.threads if (pool is not None and work >= PRODUCT_SPLIT_MIN and rows >= 8 * pool.threads
                              and self.sxy[0].size <= SPLIT_MAX_COMOMENTS) else 1   # (a result buffer per thread)
-        bands = _bands(self.sxy.shape[1], ADD_BANDS, self.gram)
         if n == 1:
             if pool is not None and work >= PRODUCT_SPLIT_MIN:
                 pool.wide()
-            _add_bands(self.sxy[0], _product(xs, ys), bands, self.gram)
+            self.sxy[0] += _product(xs, ys)
             return
         edges = [rows * t // n for t in range(n + 1)]
-        locks = [threading.Lock() for _ in bands]
+        lock = threading.Lock()
 
         def run(t: int) -> None:   # (a pool thread may run two indices: its scratch is added at once)
             tmp = _product(xs[edges[t]:edges[t + 1]], None if ys is None else ys[edges[t]:edges[t + 1]])
-            _add_bands(self.sxy[0], tmp, bands, self.gram, locks, start=t * len(bands) // n)
+            with lock:
+                self.sxy[0] += tmp
 
         pool.map(run, n)
 
@@ -216,11 +215,7 @@ class CoMoments:
         if self.n == 0:
             return np.full(self.sxy.shape, np.nan)
         mx, my = self.sx / self.n, self.sy / self.n
-        sxy = self.sxy
-        if self.gram:   # the buffered products add the upper triangle only (``_add_bands``)
-            upper = np.triu(sxy)
-            sxy = upper + np.triu(upper, 1).transpose(0, 2, 1)
-        return sxy / self.n - mx[:, :, None] * my[:, None, :]
+        return self.sxy / self.n - mx[:, :, None] * my[:, None, :]
 
 
 def _buffer_and_shift(rows: int, p: int) -> tuple[np.ndarray, np.ndarray]:
@@ -234,43 +229,6 @@ def _buffer_and_shift(rows: int, p: int) -> tuple[np.ndarray, np.ndarray]:
     at = -(-n // 1024) * 1024          # floats: the first 4 kB multiple at or after the buffer's end
     raw = np.empty(at + p, np.float32)
     return raw[:n].reshape(rows, p), raw[at:at + p]
-
-
-def _bands(rows: int, k: int, upper: bool) -> list[tuple[int, int]]:
-    """Up to ``k`` runs of the rows of a ``rows`` x M matrix: equal runs, or, for the upper triangle of a
-    square one (run [a, b) added from column a on), runs of about 1/k of the triangle's area each, the last
-    taking what is left (16 runs add 56% of the matrix)."""
-    if not upper:
-        edges = sorted({rows * t // k for t in range(k + 1)})
-        return list(zip(edges, edges[1:]))
-    out, a, total = [], 0, rows * (rows + 1) / 2
-    for t in range(1, k + 1):
-        b = a
-        while b < rows and (b - a) * (rows - a) < total / k:
-            b += 1
-        if t == k:
-            b = rows
-        if b > a:
-            out.append((a, b))
-        a = b
-    return out
-
-
-def _add_bands(out: np.ndarray, tmp: np.ndarray, bands: list[tuple[int, int]], upper: bool,
-               locks: list | None = None, start: int = 0) -> None:
-    """``out += tmp`` (float32 into float64) run by run of rows, from run ``start`` on and round; with
-    ``upper``, run [a, b) from column a on (the upper triangle, and a little below it). With ``locks``
-    (one per run), threads starting at different runs add their results side by side: the paper MLP's
-    flushes spent 0.15 s on the whole-matrix adds each thread made in turn under one lock."""
-    for i in range(len(bands)):
-        j = (start + i) % len(bands)
-        a, b = bands[j]
-        cols = slice(a, None) if upper else slice(None)
-        if locks is None:
-            out[a:b, cols] += tmp[a:b, cols]
-        else:
-            with locks[j]:
-                out[a:b, cols] += tmp[a:b, cols]
 
 
 def _product(xs: np.ndarray, ys: np.ndarray | None) -> np.ndarray:

@@ -218,24 +218,6 @@ def test_a_gate_read_as_the_next_layers_input_is_counted_there(monkeypatch):
     assert 0 < shared.layers[0].fields["activity_mean"] < 1
 
 
-@pytest.mark.parametrize("rows", [1, 2, 7, 100, 1024])
-def test_bands_cover_the_rows_and_add_the_upper_triangle(rows):
-    """Runs of rows for the threads' adds: contiguous, covering every row; the upper triangle's runs add
-    about half the matrix, and every element on or above the diagonal, from whichever run comes first."""
-    for upper in (True, False):
-        bands = stats._bands(rows, 16, upper)
-        assert bands[0][0] == 0 and bands[-1][1] == rows and len(bands) <= 16
-        assert all(a < b == c for (a, b), (c, _) in zip(bands, bands[1:] + [(rows, None)]))
-    rng = np.random.default_rng(2)
-    tmp = rng.standard_normal((rows, rows)).astype(np.float32)
-    out = np.zeros((rows, rows))
-    bands = stats._bands(rows, 16, True)
-    stats._add_bands(out, tmp, bands, True, [threading.Lock() for _ in bands], start=len(bands) // 2)
-    np.testing.assert_array_equal(np.triu(out), np.triu(tmp.astype(np.float64)))
-    if rows == 1024:
-        assert sum((b - a) * (rows - a) for a, b in bands) < 0.6 * rows * rows
-
-
 def test_joined_pieces():
     a, b = np.arange(6.0).reshape(3, 2), np.arange(4.0).reshape(2, 2)
     one = [(a, None, a[:, :1])]
