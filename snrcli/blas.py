@@ -1,10 +1,11 @@
-"""How many threads numpy's BLAS uses, read and set while the statistics run.
+"""How many threads the BLAS libraries use, read and set while the statistics run.
 
-numpy's own OpenBLAS is called directly through ctypes when it can be found
-among the process's mapped libraries (Linux, numpy's wheels); otherwise
-``threadpoolctl`` does the job for every BLAS it finds. The direct route skips
-threadpoolctl's scan of every loaded library (35 ms with onnxruntime and scipy
-loaded) and its per-call bookkeeping.
+The OpenBLAS libraries of numpy's and scipy's wheels are called directly
+through ctypes when numpy's can be found among the process's mapped libraries
+(Linux); otherwise ``threadpoolctl`` does the job for every BLAS it finds. The
+direct route skips threadpoolctl's scan of every loaded library (35 ms with
+onnxruntime and scipy loaded) and its per-call bookkeeping. scipy's is held too
+because the weight baselines may call it on a side thread meanwhile.
 """
 
 from __future__ import annotations
@@ -20,19 +21,20 @@ _SYMBOLS = [(f"{p}_get_num_threads{s}", f"{p}_set_num_threads{s}")
 
 
 class BlasThreads:
-    """``get()`` and ``set(n)`` for numpy's BLAS thread count; both do nothing when no BLAS is found."""
+    """``get()`` (each library's thread count) and ``set(n)`` (one count for all, or one each, in the
+    order ``get`` gave); both do nothing when no BLAS is found."""
 
     def __init__(self):
-        self._get = self._set = None
+        self._libs: list[tuple] = []
         self._tpc = None
-        lib = _numpy_openblas()
-        if lib is not None:
-            for get, set_ in _SYMBOLS:
-                if hasattr(lib, get) and hasattr(lib, set_):
-                    self._get, self._set = getattr(lib, get), getattr(lib, set_)
-                    self._get.restype = ctypes.c_int
-                    self._set.argtypes = [ctypes.c_int]
-                    return
+        paths = _mapped_openblas()
+        if paths and paths[0][0] == "numpy":
+            for _, path in paths:
+                calls = _thread_calls(path)
+                if calls is not None:
+                    self._libs.append(calls)
+            if self._libs:
+                return
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:   # a declared dependency; without it the BLAS keeps its own thread count
@@ -41,44 +43,57 @@ class BlasThreads:
 
     @property
     def found(self) -> bool:
-        return self._get is not None or bool(self._tpc)
+        return bool(self._libs) or bool(self._tpc)
 
-    def get(self) -> int | None:
-        if self._get is not None:
-            return int(self._get())
+    def get(self) -> list[int]:
+        if self._libs:
+            return [int(get()) for get, _ in self._libs]
         if self._tpc:
-            return max(c.num_threads for c in self._tpc.lib_controllers)
-        return None
+            return [c.num_threads for c in self._tpc.lib_controllers]
+        return []
 
-    def set(self, n: int) -> None:
-        if self._set is not None:
-            self._set(int(n))
-        elif self._tpc:
-            for c in self._tpc.lib_controllers:
-                c.set_num_threads(int(n))
+    def set(self, n: int | list[int]) -> None:
+        setters = [set_ for _, set_ in self._libs] if self._libs else \
+            [c.set_num_threads for c in self._tpc.lib_controllers] if self._tpc else []
+        counts = [n] * len(setters) if isinstance(n, int) else n
+        for set_, k in zip(setters, counts):
+            set_(int(k))
 
 
-def _numpy_openblas() -> ctypes.CDLL | None:
-    """The OpenBLAS library mapped from numpy's installation (``numpy.libs`` beside the package), if
-    exactly one is; None elsewhere (other platforms, other BLAS builds)."""
-    root = os.path.dirname(os.path.dirname(os.path.realpath(np.__file__)))
-    found = set()
+def _mapped_openblas() -> list[tuple[str, str]]:
+    """("numpy" or "scipy", path) of each OpenBLAS library mapped from those packages' wheels (their
+    ``.libs`` folders), numpy's first; empty where /proc/self/maps cannot be read (not Linux)."""
+    site = os.path.dirname(os.path.dirname(os.path.realpath(np.__file__)))
+    folders = {os.path.join(site, f"{pkg}{tail}"): pkg for pkg in ("numpy", "scipy") for tail in (".libs", "")}
+    found: dict[str, str] = {}
     try:
         with open("/proc/self/maps") as f:
             for line in f:
                 parts = line.split(None, 5)
                 if len(parts) == 6 and "openblas" in parts[5].lower():
                     path = parts[5].strip()
-                    if os.path.dirname(path) in (os.path.join(root, "numpy.libs"), os.path.join(root, "numpy")):
-                        found.add(path)
+                    pkg = folders.get(os.path.dirname(path))
+                    if pkg:
+                        found[path] = pkg
     except OSError:
-        return None
-    if len(found) != 1:
-        return None
+        return []
+    if list(found.values()).count("numpy") != 1:
+        return []
+    return sorted(((pkg, path) for path, pkg in found.items()), key=lambda t: t[0] != "numpy")
+
+
+def _thread_calls(path: str) -> tuple | None:
+    """(get, set) of a library's thread count, or None when it has neither."""
     try:
-        return ctypes.CDLL(found.pop())
+        lib = ctypes.CDLL(path)
     except OSError:
         return None
+    for get, set_ in _SYMBOLS:
+        if hasattr(lib, get) and hasattr(lib, set_):
+            g, s = getattr(lib, get), getattr(lib, set_)
+            g.restype, s.argtypes = ctypes.c_int, [ctypes.c_int]
+            return g, s
+    return None
 
 
 _blas: BlasThreads | None = None

@@ -47,8 +47,8 @@ class StatThreads:
         self.threads = max(1, threads)
         self._executor: ThreadPoolExecutor | None = None
         self._blas = None
-        self._blas_found: int | None = None   # the BLAS's own thread count, before the first map
-        self._blas_now: int | None = None
+        self._blas_found: list[int] = []   # the BLAS libraries' own thread counts, before the first map
+        self._blas_now: list[int] = []
 
     def __enter__(self) -> "StatThreads":
         return self
@@ -70,9 +70,9 @@ class StatThreads:
             self._blas = blas_threads()
             self._blas_found = self._blas.get()
             self._blas_now = self._blas_found
-        if self._blas_found is None:
+        if not self._blas_found:
             return
-        want = self._blas_found if n <= 1 else max(1, available_cores() // n)
+        want = self._blas_found if n <= 1 else [max(1, available_cores() // n)] * len(self._blas_found)
         if want != self._blas_now:
             self._blas.set(want)
             self._blas_now = want
