@@ -58,6 +58,7 @@ class ConvSums:
         self.c, self.m, self.g = in_channels, units, geom.group
         self.k = int(np.prod(geom.kernel))
         self._plans: dict = {}
+        self._pending: tuple | None = None   # (kp, edge sums) not yet turned into ``acc``'s sums (``settle``)
 
     def accumulate(self, x: np.ndarray, y: np.ndarray | None, acc) -> None:
         """Add every sample of ``x`` (items, C, *spatial) and ``y`` (items, M, *out) to ``acc`` (a
@@ -76,7 +77,18 @@ class ConvSums:
         p = k * cg
         kp = 0 if pad_masks is None else k
         rows = p + kp + 1                  # patches, a padding indicator per offset (if any), ones
-        ext = np.zeros((g, rows, rows if gram else mg + 1))
+        if self._pending is not None and self._pending[0] != kp:
+            self.settle(acc)
+        if self._pending is None:   # the products' rows and columns beyond the patches' and outputs'
+            self._pending = (kp, np.zeros((g, p, kp + 1)), np.zeros((g, kp + 1, (kp + 1) if gram else mg + 1)))
+        _, right, bottom = self._pending
+        big = acc.sxy
+        cut = p if gram else mg
+
+        def add(tmp: np.ndarray) -> None:   # the patch block straight into acc.sxy, the edges aside
+            np.add(big, tmp[:, :p, :cut], out=big)
+            np.add(right, tmp[:, :p, cut:], out=right)
+            np.add(bottom, tmp[:, p:, p:] if gram else tmp[:, p:], out=bottom)
         positions = math.prod(out)
         item_bytes = (c * math.prod(padded) + ((0 if gram else m + g) + g * rows) * positions) * np.dtype(dt).itemsize
         step = max(1, CHUNK_BYTES // max(1, item_bytes))
@@ -99,47 +111,49 @@ class ConvSums:
                 cols[:, p:p + kp].reshape(g, kp, b, positions)[...] = pad_masks[:, None, :]
             cols[:, p + kp] = 1
             if gram:
-                blocked_product(cols, None, ext)
+                blocked_product(cols, None, None, add)
                 continue
             yt = scratch("yt", (g, mg + 1, b * positions), dt)              # y - t, then ones
             np.subtract(np.moveaxis(y[lo:lo + step], 1, 0).reshape((g, mg, b) + out), sy_shift,
                         out=yt[:, :mg].reshape((g, mg, b) + out), casting="unsafe")
             yt[:, mg] = 1
-            blocked_product(cols, yt, ext)
+            blocked_product(cols, yt, None, add)
         acc.n += x.shape[0] * positions
-        self._add_sums(ext, shift_x, kp, acc, gram)
 
-    def _add_sums(self, ext: np.ndarray, shift_x: np.ndarray, kp: int, acc, gram: bool) -> None:
-        """Shifted sums from the products of [patches; padding indicators; ones] with themselves (Gram)
-        or with [y - t; ones]. With u_j = v_j - s_j p_j (v: the buffer, 0 on padding; p_j: 1 where input
-        j = (k, c) reads padding): sum u_j w = V[j, w] - s_j A[k(j), w] for any w, and for the Gram
+    def settle(self, acc) -> None:
+        """Turn the edge sums gathered so far into ``acc``'s shifted sums (its ``sxy`` already holds the
+        patch block V of every product; the rest is linear in the edges, so it is added once, not per
+        batch). With u_j = v_j - s_j p_j (v: the buffer, 0 on padding; p_j: 1 where input j = (k, c)
+        reads padding): sum u_j w = V[j, w] - s_j A[k(j), w] for any w, and for the Gram
         sum u_j u_j' = V - s_j' A[j, k(j')] - s_j A[j', k(j)] + s_j s_j' Q[k(j), k(j')]."""
+        if self._pending is None:
+            return
+        kp, right, bottom = self._pending
+        self._pending = None
         g, k = self.g, self.k
         cg = self.c // g
-        p = k * cg
-        one = p + kp                                        # the row (and Gram column) of ones
+        shift_x = acc.shift_x.reshape(g, k, cg)[:, 0, :]
         k_of = np.repeat(np.arange(k), cg)                  # rows are ordered (k, c)
-        s = np.tile(shift_x.reshape(g, cg), (1, k))         # s_j, (G, P)
-        if gram:
-            v = ext[:, :p, :p]
-            su = ext[:, :p, one]
+        s = np.tile(shift_x, (1, k))                        # s_j, (G, P)
+        if acc.gram:                  # right: [A | sums] (G, P, kp + 1); bottom: [Q | counts; counts | n]
+            su = right[:, :, kp]
             if kp:
-                a_j = ext[:, :p, p:p + k][:, :, k_of]       # A[j, k(j')]
-                q = ext[:, p:p + k, p:p + k][:, k_of][:, :, k_of]
-                v = v - s[:, None, :] * a_j - s[:, :, None] * a_j.transpose(0, 2, 1) + s[:, :, None] * s[:, None, :] * q
-                su = su - s * ext[:, p:p + k, one][:, k_of]
-            acc.sxy += v
+                a_j = right[:, :, :kp][:, :, k_of]          # A[j, k(j')]
+                q = bottom[:, :kp, :kp][:, k_of][:, :, k_of]
+                acc.sxy += (s[:, :, None] * s[:, None, :] * q - s[:, None, :] * a_j
+                            - s[:, :, None] * a_j.transpose(0, 2, 1))
+                su = su - s * bottom[:, :kp, kp][:, k_of]
             acc.sx += su
             acc.sy += su
             return
-        mg = ext.shape[2] - 1
-        sxy, su = ext[:, :p, :mg], ext[:, :p, mg]
-        if kp:
-            sxy = sxy - s[:, :, None] * ext[:, p:p + k, :mg][:, k_of]
-            su = su - s * ext[:, p:p + k, mg][:, k_of]
-        acc.sxy += sxy
-        acc.sx += su
-        acc.sy += ext[:, one, :mg]
+        mg = bottom.shape[2] - 1      # right: item sums (G, P, 1); bottom: [A | counts; sums of y | n]
+        acc.sx += right[:, :, 0]
+        if kp:   # in place, one kernel offset at a time: no (G, P, M) temporaries
+            sxy, s_k = acc.sxy.reshape(g, k, cg, mg), s.reshape(g, k, cg)
+            for kk in range(k):
+                sxy[:, kk] -= s_k[:, kk, :, None] * bottom[:, kk, None, :mg]
+            acc.sx -= s * bottom[:, :kp, mg][:, k_of]
+        acc.sy += bottom[:, kp, :mg]
 
     def _plan(self, spatial: tuple[int, ...], out: tuple[int, ...]):
         """Padding, padded shape, one strided view per kernel offset, and a (K, positions) 0/1 matrix

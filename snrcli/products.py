@@ -25,13 +25,14 @@ def work_dtype(size: int, *arrays: np.ndarray, exact: bool = False) -> type:
     return np.float32 if small and size >= FLOAT32_MIN_SIZE and not exact else np.float64
 
 
-def blocked_product(a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> None:
+def blocked_product(a: np.ndarray, b: np.ndarray | None, out: np.ndarray | None, add=None) -> None:
     """``out += a @ b.T`` in float64, ``a`` (G, P, L) and ``b`` (G, M, L) (``b=None``: ``a`` itself,
-    a Gram matrix); float32 operands are multiplied ``BLOCK_ROWS`` samples at a time."""
+    a Gram matrix); float32 operands are multiplied ``BLOCK_ROWS`` samples at a time. ``add``: a
+    function given each block's (G, P, M) product instead (``out`` unused)."""
     L = a.shape[-1]
     step = BLOCK_ROWS if a.dtype == np.float32 else max(L, 1)
-    g = out.shape[0]
-    tmp = scratch("product", out.shape, a.dtype)
+    g = a.shape[0]
+    tmp = scratch("product", (g, a.shape[1], (a if b is None else b).shape[1]), a.dtype)
     for lo in range(0, L, step):
         ab = a[..., lo:lo + step]
         bb = ab if b is None else b[..., lo:lo + step]
@@ -41,7 +42,10 @@ def blocked_product(a: np.ndarray, b: np.ndarray | None, out: np.ndarray) -> Non
             np.einsum("gl,gl->g", ab[:, 0], bb[:, 0], out=tmp[:, 0, 0])
         else:
             np.matmul(ab, bb.transpose(0, 2, 1), out=tmp)
-        out += tmp
+        if add is None:
+            out += tmp
+        else:
+            add(tmp)
 
 
 def sum_middle(a: np.ndarray) -> np.ndarray:

@@ -466,6 +466,8 @@ class LayerStats:
     def drain(self, pool: StatThreads | None = None, multiply: bool = False) -> None:
         """Take in every waiting row (the buffers are multiplied whenever they fill, and at once with
         ``multiply``: at the end of the data, while ``pool`` still runs)."""
+        if self._conv is not None:
+            self._conv.settle(self.acc)
         total = self._waiting
         if not total:
             if multiply:
