@@ -217,3 +217,29 @@ def test_unknown_precision_is_a_usage_error(run_cli):
 
     with pytest.raises(UsageError, match="precision 'float16'"):
         snrcli.analyze(CNN, DIGITS, precision="float16")
+
+
+@pytest.mark.parametrize("gram", [False, True], ids=["conv", "conv-gram"])
+def test_conv_sums_settle_when_the_padding_changes_between_batches(monkeypatch, gram):
+    """The padding and shift corrections are added when the statistics are read (``ConvSums.settle``),
+    from edge sums gathered over the batches; a batch whose padding pattern differs (here SAME_UPPER on
+    4x4 items, which reads no padding, then 5x5 items, which do) settles the sums so far first."""
+    monkeypatch.setattr(stats, "GRAM_RATIO", 1e9 if gram else 0.0)
+    g = geom([2, 2], [2, 2], None, None, "SAME_UPPER")
+    layer, x4, _ = conv_case((3, 2, 4, 4), g, 3, np.float64, 50.0, seed=1)
+    _, x5, _ = conv_case((2, 2, 5, 5), g, 3, np.float64, 50.0, seed=2)
+    y4 = np.moveaxis(patches(x4, g).reshape(3, 2, 2, -1) @ layer.weight.T, -1, 1)
+    y5 = np.moveaxis(patches(x5, g).reshape(2, 3, 3, -1) @ layer.weight.T, -1, 1)
+    st = LayerStats(layer)
+    kept = []
+    for x, y in ((x4, y4), (x5, y5), (x4[:1], y4[:1])):
+        st.update(x, None if gram else y, None)
+        kept.append(st._conv._pending[0])          # padding-indicator rows of the edge sums waiting
+    assert kept == [0, 4, 0]
+    fin = st.finish()
+    assert st._conv._pending is None
+    p = np.concatenate([patches(x4, g), patches(x5, g), patches(x4[:1], g)])
+    yy = p @ layer.weight.T
+    want = np.cov(np.c_[p, yy], rowvar=False, bias=True)[:p.shape[1], p.shape[1]:]
+    np.testing.assert_allclose(fin.cov[0], want, rtol=1e-9, atol=1e-9)
+    assert fin.samples == len(p)
