@@ -81,8 +81,7 @@ class Analysis:
         self.exact = exact
         self.stats = [LayerStats(L, exact=exact) for L in info.layers]
         self.gate_readers = gates_from_inputs(info.layers)   # layer position -> the layer whose input is its gate
-        self.gate_from: dict[int, int] = {}   # ... those whose gate that layer counts (fixed at the first batch)
-        self.gate_seen: set[int] = set()
+        self.gate_from: dict[int, int | None] = {}   # ... fixed at the layer's first batch: None, counted by itself
         self.parts: dict[tuple[int, int], LayerStats] = {}   # (thread 1.., layer position) -> accumulators
         self.correct = 0
         self.labelled = 0
@@ -175,12 +174,11 @@ class Analysis:
         x, y, gate = args
         L = self.info.layers[i]
         rows_match = gate.shape == tuple(x.shape[:-1]) + (L.units,)
-        if i not in self.gate_seen:
-            self.gate_seen.add(i)
-            if rows_match:
-                self.gate_from[i] = self.gate_readers[i]
-                self.stats[self.gate_from[i]].count_positive()
         if i not in self.gate_from:
+            self.gate_from[i] = self.gate_readers[i] if rows_match else None
+            if rows_match:
+                self.stats[self.gate_readers[i]].count_positive()
+        if self.gate_from[i] is None:
             return args
         if not rows_match:
             raise RuntimeFailure(f"layer {L.index} ({L.name}): activity tensor of shape {gate.shape} does not "
@@ -190,6 +188,8 @@ class Analysis:
     def settle_gates(self) -> None:
         """Give each layer whose gate another layer counted (``gates_from_inputs``) its activity counts."""
         for i, j in self.gate_from.items():
+            if j is None:
+                continue
             reader = self.stats[j]
             reader.drain()
             self.stats[i].on = reader.positive.copy()
@@ -241,7 +241,6 @@ class Analysis:
         self.confidence_sum += other.confidence_sum
         self.scored += other.scored
         self.gate_from.update(other.gate_from)
-        self.gate_seen |= other.gate_seen
         self.score_problem = self.score_problem or other.score_problem
 
 

@@ -213,7 +213,11 @@ def test_a_gate_read_as_the_next_layers_input_is_counted_there(monkeypatch):
     info = discover(onnx.load(SAMPLES / "digits_mlp.onnx"), output=None, centre_classifier=True)
     assert api.gates_from_inputs(info.layers) == {0: 1, 1: 2}
     data = SAMPLES / "digits_test.npz"
+    counting = []
+    count_positive = LayerStats.count_positive
+    monkeypatch.setattr(LayerStats, "count_positive", lambda st: counting.append(st.layer.index) or count_positive(st))
     shared = snrcli.analyze(SAMPLES / "digits_mlp.onnx", data, batch_size=100)
+    assert counting == [2, 3]                        # the second and third Gemm count for the first two
     monkeypatch.setattr(api, "gates_from_inputs", lambda layers: {})
     apart = snrcli.analyze(SAMPLES / "digits_mlp.onnx", data, batch_size=100)
     for a, b in zip(shared.layers, apart.layers):
