@@ -541,9 +541,11 @@ class LayerStats:
     def _exact_passes(self, pieces: list[tuple]) -> None:
         """The float64 route: the same passes, and float64 products (``CoMoments.update``)."""
         for xs, ys, gs in pieces:
-            self._channels(abs_max(xs, (0,)), count_along(xs, np.not_equal, 1), len(xs))
+            top, sign_free = abs_max_sign_free(xs, (0,))
+            count = count_along(xs, np.not_equal, 1)
+            self._channels(top, count, len(xs))
             if self.positive is not None:
-                self.positive += count_along(xs, np.greater, 1)
+                self.positive += count if sign_free else count_along(xs, np.greater, 1)
             self.acc.update(xs, ys)
             if gs is not None:
                 self.on += count_along(gs, np.greater, 1)
