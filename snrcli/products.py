@@ -12,6 +12,8 @@ import threading
 
 import numpy as np
 
+from . import blas
+
 BLOCK_ROWS = 4096        # samples per float32 product; each block's result is added in float64
 FLOAT32_MIN_SIZE = 1 << 9   # float32 products only for co-moment matrices of at least this many entries
 
@@ -33,6 +35,7 @@ def blocked_product(a: np.ndarray, b: np.ndarray | None, out: np.ndarray | None,
     step = BLOCK_ROWS if a.dtype == np.float32 else max(L, 1)
     g = a.shape[0]
     tmp = scratch("product", (g, a.shape[1], (a if b is None else b).shape[1]), a.dtype)
+    _local.pool["zero_below"] = None
     for lo in range(0, L, step):
         ab = a[..., lo:lo + step]
         bb = ab if b is None else b[..., lo:lo + step]
@@ -69,6 +72,33 @@ def scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     if buf is None or buf.nbytes < nbytes:
         buf = pool[name] = np.empty(max(nbytes, 1), dtype=np.uint8)
     return buf[:nbytes].view(dtype).reshape(shape)
+
+
+def rows_product(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """``a^T b`` of float32 rows ``a`` (k, n) and ``b`` (k, m), into this thread's scratch buffer. ``b=None``:
+    ``a^T a`` by BLAS syrk (half the work of a general product), its upper triangle only with zeros below
+    (numpy's OpenBLAS ``ssyrk`` called directly, see ``blas.upper_gram``), or the whole symmetric matrix
+    where that cannot be done; either way, sums of such matrices completed by ``mirror_upper`` are the
+    sums of the full products. numpy, like the direct call and unlike scipy's wrappers, releases the GIL."""
+    n = a.shape[1]
+    pool = _local.__dict__.setdefault("pool", {})
+    tmp = scratch("product", (n, n if b is None else b.shape[1]), np.float32)
+    if b is not None:
+        pool["zero_below"] = None
+        return np.matmul(a.T, b, out=tmp)
+    if pool.get("zero_below") != n:     # (the buffer last held another product)
+        tmp.fill(0)
+        pool["zero_below"] = n
+    if blas.upper_gram(np.ascontiguousarray(a), tmp):
+        return tmp
+    pool["zero_below"] = None
+    return np.matmul(a.T, a, out=tmp)
+
+
+def mirror_upper(m: np.ndarray) -> None:
+    """Copy the upper triangle of the square matrix ``m`` onto its lower triangle, in place."""
+    lower = np.tril_indices(len(m), -1)
+    m[lower] = m.T[lower]
 
 
 def release_scratch() -> None:

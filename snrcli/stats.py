@@ -29,7 +29,7 @@ from .convstats import ConvSums, channel_means
 from .convgeom import output_shape
 from .errors import RuntimeFailure
 from .graph import Layer
-from .products import BLOCK_ROWS, blocked_product, scratch, sum_middle, work_dtype
+from .products import BLOCK_ROWS, blocked_product, mirror_upper, rows_product, scratch, sum_middle, work_dtype
 from .statthreads import StatThreads
 
 BUFFER_BYTES = 16 << 20   # float32 rows buffered per dense layer before they are multiplied
@@ -68,6 +68,7 @@ class CoMoments:
         self._clear_pending()
 
     def _clear_pending(self) -> None:
+        self._upper = False                     # gram: products added to the upper triangle of sxy only
         self._xbuf: np.ndarray | None = None    # float32 shifted rows not yet multiplied
         self._ybuf: np.ndarray | None = None
         self._xshift: np.ndarray | None = None  # the shifts as float32, placed beside the buffers
@@ -162,6 +163,7 @@ class CoMoments:
             return
         xs = self._xbuf[:rows]
         ys = None if self.gram else self._ybuf[:rows]
+        self._upper = self.gram
         work = rows * xs.shape[1] * (xs.shape[1] // 2 if ys is None else ys.shape[1])
         n = pool.threads if (pool is not None and work >= PRODUCT_SPLIT_MIN and rows >= 8 * pool.threads
                              and self.sxy[0].size <= SPLIT_MAX_COMOMENTS) else 1   # (a result buffer per thread)
@@ -181,9 +183,11 @@ class CoMoments:
         pool.map(run, n)
 
     def _fold(self) -> None:
-        """Multiply buffered rows (before ``sxy`` is read)."""
+        """Multiply buffered rows and complete the Gram matrix's lower triangle (before ``sxy`` is read)."""
         if self._rows:
             self.flush()
+        if self._upper:
+            mirror_upper(self.sxy[0])
         self._clear_pending()
 
     def __getstate__(self):
@@ -232,11 +236,9 @@ def _buffer_and_shift(rows: int, p: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _product(xs: np.ndarray, ys: np.ndarray | None) -> np.ndarray:
-    """``xs^T ys`` (``xs^T xs`` when ``ys`` is None) in float32, into this thread's scratch buffer. numpy
-    multiplies an array by its own transpose with BLAS syrk (half the work of a general product) and
-    mirrors the triangle; unlike scipy's BLAS wrappers it releases the GIL."""
-    tmp = scratch("product", (xs.shape[1], xs.shape[1] if ys is None else ys.shape[1]), np.float32)
-    return np.matmul(xs.T, xs if ys is None else ys, out=tmp)
+    """``xs^T ys`` in float32; when ``ys`` is None, ``xs^T xs``'s upper triangle (``rows_product``: ``_fold``
+    completes the sums' lower triangle once)."""
+    return rows_product(xs, ys)
 
 
 SIGN_BIT = np.uint32(0x80000000)
