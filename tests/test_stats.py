@@ -205,6 +205,16 @@ def test_gram_products_are_zero_below_whatever_the_scratch_held_before(monkeypat
         release_scratch()
 
 
+@pytest.mark.parametrize("n, block", [(1, 128), (5, 128), (300, 128), (256, 64), (7, 2)])
+def test_mirror_upper_copies_the_upper_triangle_down(n, block):
+    from snrcli.products import mirror_upper
+
+    m = np.random.default_rng(n).random((n, n))
+    want = np.triu(m) + np.triu(m, 1).T
+    mirror_upper(m, block)
+    np.testing.assert_array_equal(m, want)
+
+
 @pytest.mark.parametrize("direct", [True, False])
 def test_float32_gram_is_whole_after_folds_and_merges(direct, monkeypatch):
     """Products added to the upper triangle only are mirrored whenever the sums are read (cov, merge,
