@@ -170,13 +170,13 @@ class CoMoments:
         if n == 1:
             if pool is not None and work >= PRODUCT_SPLIT_MIN:
                 pool.wide()
-            self.sxy[0] += _product(xs, ys)
+            self.sxy[0] += rows_product(xs, ys)   # (Gram: upper triangle, see _fold)
             return
         edges = [rows * t // n for t in range(n + 1)]
         lock = threading.Lock()
 
         def run(t: int) -> None:   # (a pool thread may run two indices: its scratch is added at once)
-            tmp = _product(xs[edges[t]:edges[t + 1]], None if ys is None else ys[edges[t]:edges[t + 1]])
+            tmp = rows_product(xs[edges[t]:edges[t + 1]], None if ys is None else ys[edges[t]:edges[t + 1]])
             with lock:
                 self.sxy[0] += tmp
 
@@ -233,12 +233,6 @@ def _buffer_and_shift(rows: int, p: int) -> tuple[np.ndarray, np.ndarray]:
     at = -(-n // 1024) * 1024          # floats: the first 4 kB multiple at or after the buffer's end
     raw = np.empty(at + p, np.float32)
     return raw[:n].reshape(rows, p), raw[at:at + p]
-
-
-def _product(xs: np.ndarray, ys: np.ndarray | None) -> np.ndarray:
-    """``xs^T ys`` in float32; when ``ys`` is None, ``xs^T xs``'s upper triangle (``rows_product``: ``_fold``
-    completes the sums' lower triangle once)."""
-    return rows_product(xs, ys)
 
 
 SIGN_BIT = np.uint32(0x80000000)
