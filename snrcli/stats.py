@@ -154,7 +154,8 @@ class CoMoments:
         return self._rows
 
     def flush(self, pool: StatThreads | None = None) -> None:
-        """Multiply the buffered rows (float32) and add the result to the float64 sums. With ``pool``, a
+        """Multiply the buffered rows (float32) and add the result to the float64 sums (a Gram matrix's
+        upper triangle only, completed by ``_fold`` when the sums are read). With ``pool``, a
         large product is cut into runs of rows, one per thread, each on one BLAS thread, and the threads'
         results are added: the paper MLP's statistics took 1.45 s so, against 1.57 s with one call on
         OpenBLAS's own threads (which sleep between calls here, see ``snrcli/__init__``)."""
