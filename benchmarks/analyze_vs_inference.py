@@ -8,7 +8,7 @@ then measures, each run in a fresh subprocess:
 - ``ort``: plain onnxruntime inference over the data (same batch size, same
   session options: ``ORT_ENABLE_BASIC``, default thread counts), the data read
   from the memory-mapped ``.npy`` batch by batch and converted like ``snr`` does;
-- ``snr``: ``snrcli.api.analyze(model, data, batch_size=...)`` in-process
+- ``snr``: ``snrcli.analysis.api.analyze(model, data, batch_size=...)`` in-process
   (model checks, session, statistics, figures and report included);
 - ``snr`` again on 10x the data, for its peak RSS.
 
@@ -67,12 +67,12 @@ def _use_snrcli_from(folder: str) -> None:
 def child(mode: str, model: str, data: str, batch: int) -> dict:
     if os.environ.get("SNR_BENCH_SNRCLI"):
         _use_snrcli_from(os.environ["SNR_BENCH_SNRCLI"])
-    import snrcli.api  # noqa: F401 - first, as the CLI does (it sets OpenBLAS's idle policy); before the clock
+    import snrcli.analysis.api  # noqa: F401 - first, as the CLI does (it sets OpenBLAS's idle policy); before the clock
 
     import numpy as np
     import onnxruntime as ort
 
-    where = os.path.dirname(os.path.dirname(snrcli.api.__file__))
+    where = os.path.dirname(os.path.dirname(snrcli.analysis.api.__file__))
 
     start_kb = _status_kb("VmRSS")
     t0 = time.perf_counter()
@@ -87,7 +87,7 @@ def child(mode: str, model: str, data: str, batch: int) -> dict:
             sess.run(None, {name: np.ascontiguousarray(x[lo:lo + batch], dtype=np.float32)})
         extra = {}
     else:
-        from snrcli.api import analyze
+        from snrcli.analysis.api import analyze
 
         report = analyze(model, data, batch_size=batch)
         d = report.to_dict()

@@ -14,7 +14,7 @@ import cProfile
 import pstats
 import time
 
-from snrcli.api import analyze  # first, as the CLI does (it sets OpenBLAS's idle policy)
+from snrcli.analysis.api import analyze  # first, as the CLI does (it sets OpenBLAS's idle policy)
 
 import numpy as np
 import onnxruntime as ort

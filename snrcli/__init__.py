@@ -20,7 +20,7 @@ __all__ = ["__version__", "analyze"]
 
 def __getattr__(name: str):
     if name == "analyze":
-        from .api import analyze
+        from .analysis.api import analyze
 
         return analyze
     raise AttributeError(name)

@@ -1,8 +1,8 @@
 """Shared fixtures.
 
-- Every report that ``snrcli.api.build_report`` makes during any test (through
+- Every report that ``snrcli.analysis.api.build_report`` makes during any test (through
   ``snrcli.analyze`` or the CLI in-process) is validated against
-  ``snrcli.report.schema()`` and scanned for NaN/Infinity; an invalid report
+  ``snrcli.reports.report.schema()`` and scanned for NaN/Infinity; an invalid report
   fails the test that produced it. ``validated_reports`` counts them.
 - ``run_cli``: click's CliRunner with NO_COLOR=1 and COLUMNS=120, run inside
   ``tmp_path``, asserting the exit code and showing stdout and stderr on failure.
@@ -37,7 +37,7 @@ def check_report_dict(d: dict) -> None:
     """Raise AssertionError when ``d`` breaks the snr-report/1 schema or holds a non-finite number."""
     import jsonschema
 
-    from snrcli.report import schema
+    from snrcli.reports.report import schema
 
     bad = list(_nonfinite_paths(d))
     assert not bad, f"non-finite numbers in the report at {bad[:5]}"
@@ -50,7 +50,7 @@ def check_report_dict(d: dict) -> None:
 
 @pytest.fixture(autouse=True)
 def _validate_every_report(monkeypatch):
-    import snrcli.api as api
+    import snrcli.analysis.api as api
 
     original = api.build_report
 

@@ -241,7 +241,7 @@ def conv_reference_patches(x: np.ndarray, kernel, strides, dilations, pads_begin
 
 def patches(x: np.ndarray, geom) -> np.ndarray:
     """The patch matrix of a conv (``ConvGeometry``): rows (b, o...), columns (c, k...), padding 0."""
-    from snrcli.convgeom import output_shape, resolve_pads
+    from snrcli.model.convgeom import output_shape, resolve_pads
 
     pads = resolve_pads(geom, x.shape[2:])
     return conv_reference_patches(x, geom.kernel, geom.strides, geom.dilations, [p[0] for p in pads],

@@ -894,9 +894,9 @@ def test_force_replaces_the_out_folder_atomically(tmp_path, monkeypatch):
 
 
 def test_keyboard_interrupt_on_the_second_batch_exits_130_and_writes_nothing(tmp_path, monkeypatch):
-    import snrcli.runner
+    import snrcli.analysis.runner
 
-    real_run = snrcli.runner.Runner.run
+    real_run = snrcli.analysis.runner.Runner.run
     calls = []
 
     def interrupted(self, feeds):
@@ -905,7 +905,7 @@ def test_keyboard_interrupt_on_the_second_batch_exits_130_and_writes_nothing(tmp
             raise KeyboardInterrupt
         return real_run(self, feeds)
 
-    monkeypatch.setattr(snrcli.runner.Runner, "run", interrupted)
+    monkeypatch.setattr(snrcli.analysis.runner.Runner, "run", interrupted)
     model, data = mlp_file(tmp_path), mlp_data(tmp_path)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
@@ -919,12 +919,12 @@ def test_keyboard_interrupt_on_the_second_batch_exits_130_and_writes_nothing(tmp
 
 
 def test_keyboard_interrupt_while_writing_leaves_no_temporary_folder(tmp_path, monkeypatch):
-    import snrcli.report
+    import snrcli.reports.report
 
     def interrupted(report):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(snrcli.report, "units_csv", interrupted)
+    monkeypatch.setattr(snrcli.reports.report, "units_csv", interrupted)
     model, data = mlp_file(tmp_path), mlp_data(tmp_path)
     monkeypatch.chdir(tmp_path)
     before = C.listing(tmp_path)
@@ -964,24 +964,24 @@ def test_runtime_failure_is_one_line_on_the_real_stderr(tmp_path):
 
 
 def test_debug_after_the_command_shows_the_traceback(tmp_path, monkeypatch):
-    import snrcli.api
+    import snrcli.analysis.api
 
     def broken(*a, **k):
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(snrcli.api, "analyze", broken)
+    monkeypatch.setattr(snrcli.analysis.api, "analyze", broken)
     r = invoke("analyze", mlp_file(tmp_path), "--data", mlp_data(tmp_path), "--debug")
     assert r.exit_code == EXIT_INTERNAL
     assert "Traceback" in r.stderr, r.stderr
 
 
 def test_internal_error_is_one_line_without_debug(tmp_path, monkeypatch):
-    import snrcli.api
+    import snrcli.analysis.api
 
     def broken(*a, **k):
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(snrcli.api, "analyze", broken)
+    monkeypatch.setattr(snrcli.analysis.api, "analyze", broken)
     r = invoke("analyze", mlp_file(tmp_path), "--data", mlp_data(tmp_path))
     assert r.exit_code == EXIT_INTERNAL
     assert r.stderr.strip().splitlines() == [

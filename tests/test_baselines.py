@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from snrcli.baselines import max_confidence_sum, probabilities, spectral_norm, weight_baselines
+from snrcli.analysis.baselines import max_confidence_sum, probabilities, spectral_norm, weight_baselines
 
 
 def test_spectral_norm_known_values():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from snrcli.check import (OPS, CheckResult, fmt_num, parse_max_drop, parse_requirement, run_checks)
+from snrcli.reports.check import (OPS, CheckResult, fmt_num, parse_max_drop, parse_requirement, run_checks)
 from snrcli.errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 
@@ -322,7 +322,7 @@ def test_cli_pipe_from_analyze(snr, tmp_path):
     model, data = root / "sample_models" / "digits_mlp.onnx", root / "sample_models" / "digits_test.npz"
     if not (model.is_file() and data.is_file()):
         pytest.skip("sample models not built yet")
-    pytest.importorskip("snrcli.api")
+    pytest.importorskip("snrcli.analysis.api")
     report = snr("analyze", model, "--data", data, "--json", "-q").stdout
     g_total = json.loads(report)["network"]["G_total"]
     r = snr("check", "-", "--require", "network.G_total > 0", "--require", f"network.G_total <= {g_total!r}",

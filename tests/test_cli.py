@@ -270,12 +270,12 @@ def test_missing_data_file_exits_3(run_cli, net):
 
 
 def test_internal_error_exits_4_with_one_line(run_cli, net, monkeypatch):
-    import snrcli.api
+    import snrcli.analysis.api
 
     def boom(*a, **k):
         raise RuntimeError("something\nbroke")
 
-    monkeypatch.setattr(snrcli.api, "layer_result", boom)
+    monkeypatch.setattr(snrcli.analysis.api, "layer_result", boom)
     res = run_cli("analyze", net[0], "--data", net[1], code=4)
     line = one_error_line(res, contains="RuntimeError")
     assert "--debug" in line

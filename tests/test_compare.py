@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snrcli.compare import (Run, compare_runs, delta, parse_figures, rank_path, rank_runs)
+from snrcli.reports.compare import (Run, compare_runs, delta, parse_figures, rank_path, rank_runs)
 from snrcli.errors import EXIT_USAGE, ReportError, UsageError
-from snrcli.paths import Path as RPath
-from snrcli.paths import PathError, format_path, parse_path, resolve, scan_path
-from snrcli.reports_io import load_report, read_report, report_sha256
+from snrcli.reports.paths import Path as RPath
+from snrcli.reports.paths import PathError, format_path, parse_path, resolve, scan_path
+from snrcli.reports.files import load_report, read_report, report_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -578,8 +578,8 @@ SAMPLE_DATA = ROOT / "sample_models" / "digits_test.npz"
 
 @pytest.mark.skipif(not (SAMPLE_MLP.is_file() and SAMPLE_DATA.is_file()), reason="sample models not built yet")
 def test_cli_models_analysed_on_the_fly(snr, tmp_path):
-    pytest.importorskip("snrcli.api")
-    from snrcli.api import analyze
+    pytest.importorskip("snrcli.analysis.api")
+    from snrcli.analysis.api import analyze
 
     ref = analyze(str(SAMPLE_MLP), str(SAMPLE_DATA), min_level=0.02, centre_classifier=False).to_dict()
     report = write(tmp_path / "ref.json", ref)

@@ -1,4 +1,4 @@
-"""``snrcli.convgeom`` (padding, output shape) and the tests' patch reference, against onnxruntime's Conv."""
+"""``snrcli.model.convgeom`` (padding, output shape) and the tests' patch reference, against onnxruntime's Conv."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import conv_ref_out, conv_ref_pads, init, make_model, node, patches, vi
-from snrcli.convgeom import output_shape, resolve_pads
-from snrcli.graph import ConvGeometry
+from snrcli.model.convgeom import output_shape, resolve_pads
+from snrcli.model.graph import ConvGeometry
 
 
 def geom(kernel, strides=None, dilations=None, pads=None, auto_pad="NOTSET", group=1):

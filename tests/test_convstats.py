@@ -1,7 +1,7 @@
 """The fast co-moment routes against the definition (spec section 2), in float64 and float32.
 
-Conv layers are summed one kernel offset at a time (``snrcli.convstats``), dense layers by the
-Gram route or the cross route (``snrcli.stats``); the reference is ``np.cov`` of the explicit
+Conv layers are summed one kernel offset at a time (``snrcli.stats.conv``), dense layers by the
+Gram route or the cross route (``snrcli.stats.layer``); the reference is ``np.cov`` of the explicit
 patch matrix in float64. float32 activations are multiplied in float32 blocks summed in float64:
 those are held to float32 accuracy, float64 ones to float64 accuracy.
 """
@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 
 from helpers import patches
-from snrcli import convstats, products, stats
-from snrcli.convgeom import output_shape
-from snrcli.graph import ConvGeometry, Layer
-from snrcli.stats import LayerStats
+from snrcli.stats import conv as convstats
+from snrcli.stats import products
+from snrcli.stats import layer as stats
+from snrcli.model.convgeom import output_shape
+from snrcli.model.graph import ConvGeometry, Layer
+from snrcli.stats.layer import LayerStats
 
 
 def geom(kernel, strides=None, dilations=None, pads=None, auto_pad="NOTSET", group=1):

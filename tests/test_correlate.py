@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snrcli.correlate import Run, correlate_runs, pair_stats, partial_stats, rank_residuals
+from snrcli.reports.correlate import Run, correlate_runs, pair_stats, partial_stats, rank_residuals
 from snrcli.errors import UsageError
 
 # --------------------------------------------------------------------------- synthetic reports
@@ -384,7 +384,7 @@ def test_models_analysed_on_the_fly(snr, tmp_path, rng):
     """Three tiny MLPs analysed with --data give the same rows as their reports from analyze()."""
     from helpers import mlp, write
 
-    from snrcli.api import analyze
+    from snrcli.analysis.api import analyze
 
     x = rng.normal(size=(200, 6)).astype(np.float32)
     w_true = rng.normal(size=(3, 6))

@@ -258,8 +258,8 @@ def test_nonfinite_items_are_refused_with_a_count(tmp_path):
 def test_nonfinite_items_found_by_the_stream_are_all_counted(tmp_path, jobs):
     """float data is tested batch by batch as the stream reads it (one pass over the file, not two); the
     first bad batch stops the run, and the error counts the bad items of the whole data set."""
-    from snrcli.data import load_data
-    from snrcli.graph import discover
+    from snrcli.analysis.data import load_data
+    from snrcli.model.graph import discover
     import onnx
 
     rng = np.random.default_rng(4)
@@ -274,7 +274,7 @@ def test_nonfinite_items_found_by_the_stream_are_all_counted(tmp_path, jobs):
 
 
 def test_a_batch_whose_sum_overflows_is_not_refused(tmp_path):
-    from snrcli.data import _finite_sum
+    from snrcli.analysis.data import _finite_sum
 
     x = np.full((6, 2), 3e38, np.float32)
     x[:2] = [[1, 0], [0, 1]]
@@ -380,7 +380,7 @@ def test_one_hot_labels_are_said_and_recorded(tmp_path):
 def test_nonfinite_items_fast_path_and_exact_fallback(dtype):
     """A chunk with a finite sum is skipped; an overflowing sum of finite values, and +Inf with -Inf
     (a NaN sum), fall through to the exact per-item test."""
-    from snrcli.data import nonfinite_items
+    from snrcli.analysis.data import nonfinite_items
 
     big = np.finfo(dtype).max
     a = np.ones((40, 3), dtype=dtype)
@@ -400,8 +400,8 @@ def test_npy_batches_are_views_released_a_lag_behind(tmp_path, monkeypatch, dtyp
     """.npy data in the model's dtype is fed as views of the memory map (no copy of the data set); its
     pages are released LAG_VALUES values behind the batch being read, and all of them by the end.
     Other data is copied batch by batch and each batch released at once."""
-    import snrcli.data as data
-    from snrcli.graph import discover
+    import snrcli.analysis.data as data
+    from snrcli.model.graph import discover
 
     monkeypatch.setattr(data, "LAG_VALUES", 2 * 25)       # 25 items of 2 values
     released = []
@@ -429,6 +429,7 @@ def test_npy_batches_are_views_released_a_lag_behind(tmp_path, monkeypatch, dtyp
 def test_views_outlive_the_rows_the_statistics_keep_waiting():
     """A dense layer's rows may wait (as views of the data) until PASS_VALUES values: the data's pages
     must not be released before."""
-    from snrcli import data, stats
+    from snrcli.analysis import data
+    from snrcli.stats import layer as stats
 
     assert data.LAG_VALUES > stats.PASS_VALUES

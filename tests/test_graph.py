@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 import snrcli
 from helpers import init, layer, make_model, mlp, node, vi, write
 from snrcli.errors import SnrError, UsageError
-from snrcli.graph import SKELETON_MIN_ELEMENTS, discover, infer_shapes, shape_skeleton
+from snrcli.model.graph import SKELETON_MIN_ELEMENTS, discover, infer_shapes, shape_skeleton
 
 X = np.array([[0, 0], [2, 0], [0, 1], [2, 3]], dtype=np.float32)     # the hand data set of test_metrics
 W = np.array([[1.0, 1.0], [1.0, -1.0]])

@@ -59,8 +59,8 @@ import pytest
 
 import snrcli
 from helpers import close, init, layer, make_model, mlp, node, ref_dense, vi, write
-from snrcli import metrics
-from snrcli.stats import FinishedStats
+from snrcli.analysis import metrics
+from snrcli.stats.layer import FinishedStats
 
 R13, R29 = math.sqrt(13), math.sqrt(29)
 X = np.array([[0, 0], [2, 0], [0, 1], [2, 3]], dtype=np.float32)

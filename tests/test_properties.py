@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 import snrcli
-import snrcli.products
-import snrcli.stats
+import snrcli.stats.products
+import snrcli.stats.layer
 from corpus import Conv, Dense, Flatten, Stack, npz, save, stack_model
 import reference as R
 
@@ -34,10 +34,10 @@ def float64_products():
     """These tests hold snr to the exact definitions, so every product is float64 here (the data are
     small integers: float64 is exact). The float32 products that large layers use are held to float32
     accuracy against float64 in test_convstats.py."""
-    saved = snrcli.products.FLOAT32_MIN_SIZE
-    snrcli.products.FLOAT32_MIN_SIZE = 1 << 62
+    saved = snrcli.stats.products.FLOAT32_MIN_SIZE
+    snrcli.stats.products.FLOAT32_MIN_SIZE = 1 << 62
     yield
-    snrcli.products.FLOAT32_MIN_SIZE = saved
+    snrcli.stats.products.FLOAT32_MIN_SIZE = saved
 
 RTOL = 1e-6
 ATOL = 1e-9
@@ -220,14 +220,14 @@ def check_against_reference(stack: Stack, x: np.ndarray, thresholds: dict, dtype
 def split_every_batch():
     """Split even the smallest batches (conv), and dense rows' passes and products, across the statistics threads."""
     names = ("SPLIT_MIN_WORK", "BLOCK_SPLIT_MIN", "PRODUCT_SPLIT_MIN")
-    saved = [getattr(snrcli.stats, k) for k in names]
+    saved = [getattr(snrcli.stats.layer, k) for k in names]
     for k in names:
-        setattr(snrcli.stats, k, 0)
+        setattr(snrcli.stats.layer, k, 0)
     try:
         yield
     finally:
         for k, v in zip(names, saved):
-            setattr(snrcli.stats, k, v)
+            setattr(snrcli.stats.layer, k, v)
 
 
 # --------------------------------------------------------------------------- properties

@@ -1,4 +1,4 @@
-"""The session over the augmented model (``snrcli.runner``), made from the model file's own bytes."""
+"""The session over the augmented model (``snrcli.analysis.runner``), made from the model file's own bytes."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from snrcli.api import _needed
-from snrcli.graph import discover
-from snrcli.modelfile import load_model_bytes
-from snrcli.runner import Runner, augmented, augmented_bytes, extra_outputs
+from snrcli.analysis.accumulate import _needed
+from snrcli.model.graph import discover
+from snrcli.model.modelfile import load_model_bytes
+from snrcli.analysis.runner import Runner, augmented, augmented_bytes, extra_outputs
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
 

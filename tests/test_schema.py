@@ -17,7 +17,7 @@ import pytest
 import snrcli
 from conftest import VALIDATED, check_report_dict
 from helpers import init, make_model, mlp, node, vi, write
-from snrcli.report import SCHEMA, schema
+from snrcli.reports.report import SCHEMA, schema
 
 X = np.array([[0, 0], [2, 0], [0, 1], [2, 3]], dtype=np.float32)
 W = np.array([[1.0, 1.0], [1.0, -1.0]])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import snrcli
-from snrcli.api import shard_ranges
+from snrcli.analysis.stream import shard_ranges
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "sample_models/digits_cnn.onnx"

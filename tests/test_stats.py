@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snrcli.graph import ConvGeometry, Layer
+from snrcli.model.graph import ConvGeometry, Layer
 from helpers import patches
-from snrcli.stats import CoMoments, LayerStats, gate_matrix
+from snrcli.stats.layer import CoMoments, LayerStats, gate_matrix
 
 
 def cross_cov(x, y):
@@ -128,7 +128,7 @@ def test_float32_input_is_accumulated_in_float64():
 
 @pytest.mark.parametrize("rows, p", [(4096, 1024), (64, 784), (7, 3), (100, 1000)])
 def test_row_buffer_and_its_shift_share_a_page_offset(rows, p):
-    from snrcli.stats import _buffer_and_shift
+    from snrcli.stats.layer import _buffer_and_shift
 
     buf, vec = _buffer_and_shift(rows, p)
     assert buf.shape == (rows, p) and vec.shape == (p,) and buf.dtype == vec.dtype == np.float32
@@ -156,7 +156,7 @@ def test_float32_shifts_follow_a_shift_set_after_the_buffers_exist(gram):
 
 
 def test_direct_syrk_fills_the_upper_triangle_and_leaves_the_rest():
-    from snrcli.blas import upper_gram
+    from snrcli.stats.blas import upper_gram
 
     rng = np.random.default_rng(5)
     a = rng.random((300, 70), dtype=np.float32)
@@ -177,8 +177,8 @@ def test_direct_syrk_fills_the_upper_triangle_and_leaves_the_rest():
 
 
 def test_gram_products_are_zero_below_whatever_the_scratch_held_before(monkeypatch):
-    from snrcli import blas
-    from snrcli.products import release_scratch, rows_product
+    from snrcli.stats import blas
+    from snrcli.stats.products import release_scratch, rows_product
 
     rng = np.random.default_rng(6)
     a, b = rng.random((200, 70), dtype=np.float32), rng.random((200, 50), dtype=np.float32)
@@ -207,7 +207,7 @@ def test_gram_products_are_zero_below_whatever_the_scratch_held_before(monkeypat
 
 @pytest.mark.parametrize("n, block", [(1, 128), (5, 128), (300, 128), (256, 64), (7, 2)])
 def test_mirror_upper_copies_the_upper_triangle_down(n, block):
-    from snrcli.products import mirror_upper
+    from snrcli.stats.products import mirror_upper
 
     m = np.random.default_rng(n).random((n, n))
     want = np.triu(m) + np.triu(m, 1).T
@@ -220,7 +220,7 @@ def test_float32_gram_is_whole_after_folds_and_merges(direct, monkeypatch):
     """Products added to the upper triangle only are mirrored whenever the sums are read (cov, merge,
     pickling), and adding more afterwards still gives the whole Gram matrix; likewise where numpy's full
     product stands in for the direct syrk."""
-    from snrcli import blas
+    from snrcli.stats import blas
 
     if not direct:
         monkeypatch.setattr(blas, "upper_gram", lambda a, out: False)
@@ -356,7 +356,7 @@ def test_gate_matrix_tracks_the_unit_axis_through_size_one_axes():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 @pytest.mark.parametrize("kind", ["relu", "signed", "negative zero", "nan", "-nan", "inf", "all zero"])
 def test_abs_max_equals_the_two_pass_definition(dtype, kind):
-    from snrcli.stats import abs_max
+    from snrcli.stats.layer import abs_max
     rng = np.random.default_rng(3)
     a = rng.normal(size=(7, 5, 4)).astype(dtype)
     if kind != "signed":
@@ -382,7 +382,7 @@ def test_abs_max_equals_the_two_pass_definition(dtype, kind):
 @pytest.mark.parametrize("test", [np.not_equal, np.greater])
 def test_count_along_equals_count_nonzero(shape, axis, test):
     """Byte-wide counters summed 255 rows at a time: more rows than that, widths not a multiple of 8."""
-    from snrcli.stats import count_along
+    from snrcli.stats.layer import count_along
     rng = np.random.default_rng(1)
     a = (rng.normal(size=shape) * (rng.random(shape) < 0.6)).astype(np.float32)
     axes = tuple(i for i in range(a.ndim) if i != axis)

@@ -1,5 +1,5 @@
 """Statistics threads: conv batches split across accumulators, run side by side, merged at the end
-(``snrcli.statthreads``, ``LayerStats.split``, ``Analysis.fold``); dense rows waiting, their passes and
+(``snrcli.stats.threads``, ``LayerStats.split``, ``Analysis.fold``); dense rows waiting, their passes and
 products shared out (``LayerStats.update``/``drain``, ``CoMoments.flush``)."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import pytest
 from threadpoolctl import threadpool_info
 
 import snrcli
-from snrcli import stats
-from snrcli.api import Analysis
-from snrcli.graph import ConvGeometry, Layer, discover
-from snrcli.statthreads import StatThreads, stats_threads
-from snrcli.stats import LayerStats
+from snrcli.stats import layer as stats
+from snrcli.analysis.accumulate import Analysis
+from snrcli.model.graph import ConvGeometry, Layer, discover
+from snrcli.stats.threads import StatThreads, stats_threads
+from snrcli.stats.layer import LayerStats
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
 
@@ -61,7 +61,7 @@ def test_map_raises_the_first_error_after_every_thread_is_done():
 
 
 def test_blas_is_held_to_its_share_of_the_cores_while_the_threads_run(monkeypatch):
-    monkeypatch.setattr("snrcli.statthreads.available_cores", lambda: 4)
+    monkeypatch.setattr("snrcli.stats.threads.available_cores", lambda: 4)
     before = blas_threads()
     if not before:
         pytest.skip("no BLAS that threadpoolctl can see")
@@ -77,10 +77,10 @@ def test_blas_is_held_to_its_share_of_the_cores_while_the_threads_run(monkeypatc
 
 
 def test_blas_threads_are_read_and_set_directly():
-    """``snrcli.blas`` finds numpy's and scipy's OpenBLAS without threadpoolctl's scan, and sets what
+    """``snrcli.stats.blas`` finds numpy's and scipy's OpenBLAS without threadpoolctl's scan, and sets what
     threadpoolctl reads."""
     import scipy.linalg  # noqa: F401 - its BLAS loaded, as the weight baselines load it
-    from snrcli.blas import BlasThreads, _mapped_openblas
+    from snrcli.stats.blas import BlasThreads, _mapped_openblas
 
     before = blas_threads()
     if not before:
@@ -99,9 +99,9 @@ def test_blas_threads_are_read_and_set_directly():
 
 
 def test_default_thread_count(monkeypatch):
-    monkeypatch.setattr("snrcli.statthreads.available_cores", lambda: 64)
+    monkeypatch.setattr("snrcli.stats.threads.available_cores", lambda: 64)
     assert stats_threads(None) == 4 and stats_threads(3) == 3
-    monkeypatch.setattr("snrcli.statthreads.available_cores", lambda: 2)
+    monkeypatch.setattr("snrcli.stats.threads.available_cores", lambda: 2)
     assert stats_threads(None) == 2
 
 
@@ -132,7 +132,7 @@ def test_dense_rows_wait_then_the_threads_share_their_passes(monkeypatch, p, m, 
     monkeypatch.setattr(stats, "JOIN_BELOW", join)
     monkeypatch.setattr(stats, "BUFFER_BYTES", 0)        # 64-row buffers
     monkeypatch.setattr(stats, "PASS_VALUES", 40 * (p + (m if m == 4 else 0)))   # 40 rows
-    monkeypatch.setattr("snrcli.products.FLOAT32_MIN_SIZE", 0)
+    monkeypatch.setattr("snrcli.stats.products.FLOAT32_MIN_SIZE", 0)
     layer = dense_layer(p, m)
     st, exact = LayerStats(layer), LayerStats(layer, exact=True)
     assert st.route == ("cross" if m == 4 else "gram")
@@ -186,7 +186,7 @@ def test_counted_positives_equal_numpys_whatever_the_signs(monkeypatch, blocked)
     count; negative values, -0.0 and NaN make a run count them apart."""
     monkeypatch.setattr(stats, "BLOCK_SPLIT_MIN", 0)
     monkeypatch.setattr(stats, "PASS_VALUES", 0)
-    monkeypatch.setattr("snrcli.products.FLOAT32_MIN_SIZE", 0 if blocked else 1 << 30)
+    monkeypatch.setattr("snrcli.stats.products.FLOAT32_MIN_SIZE", 0 if blocked else 1 << 30)
     rng = np.random.default_rng(11)
     relu = np.maximum(rng.standard_normal((30, 8)), 0).astype(np.float32)
     signed = rng.standard_normal((20, 8)).astype(np.float32)
@@ -208,7 +208,7 @@ def test_a_gate_read_as_the_next_layers_input_is_counted_there(monkeypatch):
     """The sample MLP's ReLU outputs are the next Gemm's inputs: that layer counts their values > 0 as it
     reads them, and the activities equal those counted from the gate tensors themselves."""
     import onnx
-    import snrcli.api as api
+    import snrcli.analysis.accumulate as api
 
     info = discover(onnx.load(SAMPLES / "digits_mlp.onnx"), output=None, centre_classifier=True)
     assert api.gates_from_inputs(info.layers) == {0: 1, 1: 2}
@@ -280,8 +280,8 @@ def test_pickling_an_analysis_folds_its_threads_and_takes_in_waiting_rows(monkey
     model = onnx.load(SAMPLES / "digits_cnn.onnx")
     info = discover(model, output=None, centre_classifier=True)
     x = np.load(SAMPLES / "digits_test.npz")["input"][:40].astype(np.float32)
-    from snrcli.api import _needed
-    from snrcli.runner import Runner
+    from snrcli.analysis.accumulate import _needed
+    from snrcli.analysis.runner import Runner
     runner = Runner(model, _needed(info))
     feeds = {info.inputs[0].name: x}
     split, whole = Analysis(info), Analysis(info)
@@ -306,8 +306,8 @@ def test_a_small_run_starts_no_thread(monkeypatch):
     def no_threads(*a, **k):
         raise AssertionError("a statistics thread was started")
 
-    monkeypatch.setattr("snrcli.statthreads.ThreadPoolExecutor", no_threads)
-    monkeypatch.setattr("snrcli.statthreads.blas_threads", no_threads)
+    monkeypatch.setattr("snrcli.stats.threads.ThreadPoolExecutor", no_threads)
+    monkeypatch.setattr("snrcli.stats.threads.blas_threads", no_threads)
     report = snrcli.analyze(SAMPLES / "digits_mlp.onnx", SAMPLES / "digits_test.npz", batch_size=540, threads=2)
     assert report.to_dict()["data"]["samples"] == 540
 
@@ -317,7 +317,7 @@ def test_a_small_run_starts_no_thread(monkeypatch):
 def test_file_hash_matches_hashlib_and_can_stop(tmp_path):
     import hashlib
     import os
-    from snrcli.modelfile import FileHash
+    from snrcli.model.modelfile import FileHash
 
     f = tmp_path / "big.bin"
     f.write_bytes(os.urandom(9 << 20))

@@ -5,7 +5,7 @@ A small-scale repetition of the set-up behind Table 1 of Norridge (2021): fully
 connected ReLU networks with a softmax output, trained with plain SGD at a fixed
 learning rate, differing in regulariser, training length and seed. Every network
 is exported to ONNX (built with onnx.helper from the trained weights), analysed
-with ``snrcli.api.analyze`` on held-out images, and the family is then passed to
+with ``snrcli.analysis.api.analyze`` on held-out images, and the family is then passed to
 ``snr correlate`` (plain, and with ``--control epochs``).
 
 Two ways to give the data (nothing is downloaded):
@@ -163,7 +163,7 @@ def correlate_cmd() -> list[str]:
             return [sys.executable, "-m", "snrcli", "correlate"]
     except ImportError:
         pass
-    shim = ("import sys; from snrcli.cli import SnrGroup; from snrcli.cli_correlate import correlate; "
+    shim = ("import sys; from snrcli.cli.base import SnrGroup; from snrcli.cli.correlate import correlate; "
             "g = SnrGroup('snr'); g.add_command(correlate); g(sys.argv[1:], prog_name='snr')")
     return [sys.executable, "-c", shim, "correlate"]
 
@@ -184,8 +184,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    from snrcli.api import analyze
-    from snrcli.report import write_run_folder
+    from snrcli.analysis.api import analyze
+    from snrcli.reports.report import write_run_folder
 
     torch.set_num_threads(args.threads)
     out, results = Path(args.out), Path(args.results)

@@ -14,19 +14,20 @@ from typing import Any
 
 import click
 
-from .cli import CONTEXT, _state, analysis_kwargs, analysis_options, common_flags
-from .errors import SnrError, UsageError
+from .base import CONTEXT, common_flags, get_state
+from .options import analysis_kwargs, analysis_options
+from ..errors import SnrError, UsageError
 
 
 def _load_runs(specs: tuple[str, ...], data: str | None, settings: dict[str, Any]):
     """Reports and run folders are read; ``.onnx`` models are analysed on ``data`` (progress bar over models)."""
-    from .correlate import Run, aliases_for, load_report_file
+    from ..reports.correlate import Run, aliases_for, load_report_file
 
     models = [s for s in specs if s.lower().endswith(".onnx") and not Path(s).is_dir()]
     if models and not data:
         raise UsageError(f"{models[0]} is a model: analysing models needs --data FILE "
                          "(or pass reports / run folders from `snr analyze --json` / `--out`)")
-    state = _state()
+    state = get_state()
     if data and not models:
         state.warn("--data is used only for .onnx models; every RUN is a report, so it is ignored")
     runs: list[Run | None] = [None] * len(specs)
@@ -35,7 +36,7 @@ def _load_runs(specs: tuple[str, ...], data: str | None, settings: dict[str, Any
             report, label, kind = load_report_file(spec)
             runs[k] = Run(report=report, label=label, aliases=aliases_for(spec, kind), source=spec, kind=kind)
     if models:
-        from .api import analyze
+        from ..analysis.api import analyze
 
         command = shlex.join(["snr"] + sys.argv[1:])
         with _model_progress(state, len(models)) as (next_model, progress):
@@ -167,10 +168,10 @@ def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, t
       snr correlate models/*.onnx --data test.npz --plot corr.png
       snr correlate runs/*/ --covariates runs.csv --target gap --control epochs
     """
-    from .correlate import MIN_RUNS, attach_covariates, correlate_runs, covariate_column, read_covariates, \
+    from ..reports.correlate import MIN_RUNS, attach_covariates, correlate_runs, covariate_column, read_covariates, \
         unique_labels
 
-    state = _state()
+    state = get_state()
     settings = analysis_kwargs(kw)
     if target == "accuracy":
         target = None
@@ -180,7 +181,7 @@ def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, t
     if len(runs) < MIN_RUNS:
         raise UsageError(f"correlate needs at least {MIN_RUNS} runs, got {len(runs)}")
     if plot_path:
-        from .plot import require_matplotlib
+        from ..reports.plot import require_matplotlib
         require_matplotlib()
     cov = read_covariates(covariates) if covariates else None
     if cov is not None:
@@ -203,7 +204,7 @@ def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, t
     if csv_path:
         Path(csv_path).write_text(result.to_csv())
     if plot_path:
-        from .plot import scatter_panels
+        from ..reports.plot import scatter_panels
         scatter_panels(result, plot_path)
     if as_json:
         click.echo(result.to_json())

@@ -26,8 +26,8 @@ import math
 
 import numpy as np
 
-from .convgeom import output_shape, resolve_pads
-from .graph import ConvGeometry
+from ..model.convgeom import output_shape, resolve_pads
+from ..model.graph import ConvGeometry
 from .products import blocked_product, scratch, work_dtype
 
 CHUNK_BYTES = 32 << 20   # input, output and patch buffers of the items processed at once, per conv layer

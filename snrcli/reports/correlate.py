@@ -32,8 +32,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 from scipy import stats
 
-from .errors import UsageError
-from .reports_io import lookup, read_report
+from ..errors import UsageError
+from .files import lookup, read_report
 
 SCHEMA = "snr-correlate/1"
 MIN_RUNS = 3

@@ -15,8 +15,8 @@ from pathlib import Path
 import onnx
 from onnx import external_data_helper
 
-from .aside import Aside
-from .errors import ModelError
+from ..aside import Aside
+from ..errors import ModelError
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20, stop: threading.Event | None = None) -> str:

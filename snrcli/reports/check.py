@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+from ..errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
 from .paths import Path, PathError, kind_of, resolve, scan_path
 
 SCHEMA = "snr-check/1"

@@ -13,7 +13,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Callable
 
-from .errors import UsageError
+from ..errors import UsageError
 
 
 def _threads_per_worker(settings, workers: int):
@@ -26,7 +26,8 @@ def _threads_per_worker(settings, workers: int):
 def run_sharded(info, model_path: str, data_path: str, settings, items: int, *, align: int, jobs: int,
                 scheduler: str | None, progress: Callable[[int], None] | None = None):
     """Run every shard and return the merged ``Analysis`` (statistics equal to one pass up to rounding)."""
-    from .api import Analysis, run_shard, shard_ranges
+    from .accumulate import Analysis
+    from .stream import run_shard, shard_ranges
 
     model_path, data_path = os.path.abspath(model_path), os.path.abspath(data_path)
     if scheduler:
@@ -74,7 +75,7 @@ def _on_dask(scheduler: str, model_path: str, data_path: str, settings, items: i
              progress: Callable[[int], None] | None):
     from dask.distributed import as_completed as dask_completed
 
-    from .api import run_shard, shard_ranges
+    from .stream import run_shard, shard_ranges
 
     client, cluster = _client(scheduler)
     try:

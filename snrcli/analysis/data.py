@@ -16,8 +16,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import DataError, UsageError
-from .graph import GraphInput
+from ..errors import DataError, UsageError
+from ..model.graph import GraphInput
 
 LABEL_KEY = "labels"
 

@@ -13,8 +13,9 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from .cli import CONTEXT, _state, analysis_kwargs, analysis_options, common_flags, run_analysis
-from .errors import UsageError
+from .base import CONTEXT, common_flags, get_state
+from .options import analysis_kwargs, analysis_options, run_analysis
+from ..errors import UsageError
 
 
 # --------------------------------------------------------------------------- rendering (rich)
@@ -42,7 +43,7 @@ def _delta_text(d: Any, digits: int = 4):
 
 
 def _column_title(fig: str) -> str:
-    from .compare import SHORT_NAMES
+    from ..reports.compare import SHORT_NAMES
     return SHORT_NAMES.get(fig, fig)
 
 
@@ -96,7 +97,7 @@ def ranking_table(cmp) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    from .compare import NETWORK_KEYS
+    from ..reports.compare import NETWORK_KEYS
 
     order = "lowest first" if cmp.ascending else "highest first"
     t = Table(title=f"Runs ranked by {cmp.rank_by} ({order}; null last)", title_justify="left")
@@ -167,11 +168,11 @@ def compare(runs: tuple[str, ...], data: str | None, figures_text: str, rank_by:
       snr compare a.onnx b.onnx --data test.npz --figures S,G,G_c
       snr compare runs/* --rank-by accuracy --json
     """
-    from .compare import Run, compare_runs, parse_figures, rank_path, unique_labels
-    from .reports_io import STDIN, read_report
+    from ..reports.compare import Run, compare_runs, parse_figures, rank_path, unique_labels
+    from ..reports.files import STDIN, read_report
 
     ctx = click.get_current_context()
-    state = _state()
+    state = get_state()
     if len(runs) < 2:
         raise UsageError(f"compare needs at least two runs (got {len(runs)}): RUN_A RUN_B [RUN_C ...]")
     if sum(1 for r in runs if r == STDIN) > 1:
@@ -247,11 +248,11 @@ def check(report: str, requires: tuple[str, ...], baseline: str | None, max_drop
       snr check run --baseline base.json --max-drop network.G_total=5%
       snr analyze m.onnx --data d.npz --json | snr check - --require 'network.G_total > 0'
     """
-    from .check import parse_max_drop, parse_requirement, run_checks
-    from .compare import Run, check_settings
-    from .reports_io import STDIN, read_report
+    from ..reports.check import parse_max_drop, parse_requirement, run_checks
+    from ..reports.compare import Run, check_settings
+    from ..reports.files import STDIN, read_report
 
-    state = _state()
+    state = get_state()
     if not requires and not max_drops:
         raise UsageError("nothing to check: give at least one --require 'PATH OP NUMBER' "
                          "or --baseline BASE with --max-drop PATH=AMOUNT")

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .convstats import ConvSums, channel_means
-from .convgeom import output_shape
-from .errors import RuntimeFailure
-from .graph import Layer
+from .conv import ConvSums, channel_means
+from ..model.convgeom import output_shape
+from ..errors import RuntimeFailure
+from ..model.graph import Layer
 from .products import BLOCK_ROWS, blocked_product, mirror_upper, rows_product, scratch, sum_middle, work_dtype
-from .statthreads import StatThreads
+from .threads import StatThreads
 
 BUFFER_BYTES = 16 << 20   # float32 rows buffered per dense layer before they are multiplied
 GRAM_RATIO = 1.5   # layers with P <= 1.5 M inputs per unit (per group) take a Gram route

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from .errors import ModelError, RuntimeFailure, UsageError
+from ..errors import ModelError, RuntimeFailure, UsageError
 
 PROTOBUF_LIMIT = 2_000_000_000
 ort.set_default_logger_severity(4)

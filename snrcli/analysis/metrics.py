@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .stats import FinishedStats
+from ..stats.layer import FinishedStats
 
 
 def kept_channels(m: np.ndarray, a: np.ndarray, min_level: float, min_activity: float) -> np.ndarray:

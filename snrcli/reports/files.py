@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from .errors import ReportError
+from ..errors import ReportError
 
 REPORT_SCHEMA = "snr-report/1"
 STDIN = "-"

@@ -17,7 +17,7 @@ import onnx
 from onnx import helper
 
 from .constants import ConstantFolder, _attr
-from .errors import ModelError, UsageError
+from ..errors import ModelError, UsageError
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,

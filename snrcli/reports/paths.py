@@ -25,7 +25,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Union
 
-from .errors import UsageError
+from ..errors import UsageError
 
 Step = Union[str, int]   # a key (str) or a list position (int: 1-based, negative from the end, never 0)
 

@@ -21,9 +21,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import ReportError, UsageError
+from ..errors import ReportError, UsageError
 from .paths import Path, PathError, kind_of, parse_path, resolve
-from .reports_io import lookup
+from .files import lookup
 
 SCHEMA = "snr-compare/1"
 

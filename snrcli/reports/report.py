@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 
 SCHEMA = "snr-report/1"
 LAYER_KEYS = ["index", "name", "op", "units", "inputs", "inputs_kept", "samples", "S_mean", "G_mean",
@@ -178,4 +178,4 @@ def check_out_dir(out: str | os.PathLike, *, force: bool) -> None:
 
 def schema() -> dict[str, Any]:
     """The JSON Schema of ``snr-report/1`` shipped in the package."""
-    return json.loads(resources.files("snrcli").joinpath("schemas/snr-report-1.json").read_text())
+    return json.loads(resources.files("snrcli.reports").joinpath("schemas/snr-report-1.json").read_text())

@@ -1,0 +1,1 @@
+"""The analysis pipeline: data -> onnxruntime -> streamed statistics -> figures -> report (``api.analyze``)."""

@@ -1,0 +1,186 @@
+"""``analyze(model, data, ...)``: the whole pipeline as one call, without click or rich.
+
+model file -> graph.discover -> data.load_data -> runner.Runner -> stats.LayerStats
+-> metrics.layer_figures -> report.Report
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import sys
+from dataclasses import asdict
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from .. import __version__
+from ..aside import Aside
+from ..errors import ModelError, UsageError
+from ..model.graph import GraphInfo
+from ..model.modelfile import FileHash
+from ..reports.report import Report
+from .accumulate import Analysis, layer_result
+from .baselines import weight_baselines
+from .metrics import network_figures
+from .settings import (ASIDE_MIN_WEIGHTS, DEFAULT_BATCH_SIZE, DEFAULT_MIN_ACTIVITY, DEFAULT_MIN_LEVEL,
+                       DEFAULT_PRECISION, PRECISIONS, Settings)
+from .stream import prepare, run_range
+
+Progress = Callable[[int, int], None]
+Warn = Callable[[str], None]
+
+
+def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: int = DEFAULT_BATCH_SIZE,
+            limit: int | None = None, min_level: float = DEFAULT_MIN_LEVEL,
+            min_activity: float = DEFAULT_MIN_ACTIVITY, centre_classifier: bool = True,
+            input_key: str | None = None, label_key: str | None = None, output: str | None = None,
+            drop_nonfinite: bool = False, scale=None, mean=None, std=None, layout: str | None = None,
+            providers: list[str] | None = None, threads: int | None = None,
+            custom_op_library: str | None = None, precision: str = DEFAULT_PRECISION, jobs: int = 1,
+            scheduler: str | None = None, progress: Progress | None = None, warn: Warn | None = None,
+            command: str | None = None) -> Report:
+    """Analyse ``model`` on ``data`` and return the ``snr-report/1`` report (spec sections 1-9).
+
+    ``jobs`` > 1 shards the items over worker processes; ``scheduler`` (an address, or
+    ``local:N``) runs the shards on a Dask cluster. ``precision="float64"`` multiplies float32
+    activations in float64 too (default ``"mixed"``: float32 blocks of at most 4096 samples, summed
+    in float64). Raises ``SnrError`` subclasses for problems the user can fix.
+    """
+    settings = Settings(batch_size=batch_size, limit=limit, min_level=min_level, min_activity=min_activity,
+                        centre_classifier=centre_classifier, input_key=input_key, label_key=label_key,
+                        output=output, drop_nonfinite=drop_nonfinite,
+                        scale=tuple(scale) if scale else None, mean=tuple(mean) if mean else None,
+                        std=tuple(std) if std else None, layout=layout,
+                        providers=tuple(providers) if providers else None, threads=threads,
+                        custom_op_library=custom_op_library, precision=precision)
+    if precision not in PRECISIONS:
+        raise UsageError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    warnings: list[str] = []
+
+    def note(msg: str) -> None:
+        warnings.append(msg)
+        if warn:
+            warn(msg)
+
+    model_path, data_path = str(model), str(data)
+    hashes = {"model": FileHash(model_path), "data": FileHash(data_path)}   # on an idle core meanwhile
+    try:
+        return _analyze(model_path, data_path, settings, hashes, jobs=jobs, scheduler=scheduler,
+                        progress=progress, note=note, warnings=warnings, command=command)
+    finally:
+        for h in hashes.values():
+            h.cancel()          # (a no-op once finished)
+
+
+def _analyze(model_path: str, data_path: str, settings: Settings, hashes: dict[str, FileHash], *, jobs: int,
+             scheduler: str | None, progress: Progress | None, note: Warn, warnings: list[str],
+             command: str | None) -> Report:
+    batch_size = settings.batch_size
+    proto, info, ds, source = prepare(model_path, data_path, settings)
+    weights = [L.weight for L in info.layers]
+    big = sum(w.size for w in weights) >= ASIDE_MIN_WEIGHTS
+    aside = {**hashes, "baselines": Aside(_weight_baselines, weights, start=big)}
+    # Said once the first batch has run: a model that does not load ends in one error line.
+    pending = list(ds.notes)
+    if ds.fixed_batch and ds.fixed_batch != batch_size:
+        pending.append(f"the model was exported with a fixed batch size of {ds.fixed_batch}: running batches of "
+                       f"{ds.fixed_batch}" + (" (the last one padded; padded rows count in nothing)"
+                                              if ds.items % ds.fixed_batch else ""))
+    if ds.per_item:
+        pending.append("the model input has no batch axis: feeding one item at a time")
+    if ds.labels is not None and info.accuracy_output is None:
+        pending.append("labels given but the model has no float output to score; accuracy is null")
+    done = [0]
+
+    def flush() -> None:
+        while pending:
+            note(pending.pop(0))
+
+    def advance(n: int) -> None:
+        flush()
+        done[0] += n
+        if progress:
+            progress(done[0], ds.items)
+
+    try:
+        if jobs > 1 or scheduler:
+            from .parallel import run_sharded
+            analysis = run_sharded(info, model_path, data_path, settings, ds.items,
+                                   align=ds.fixed_batch or 1, jobs=jobs, scheduler=scheduler, progress=advance)
+        else:
+            analysis = run_range(proto, info, ds, settings, 0, ds.items, progress=advance, source=source)
+    except ModelError as e:
+        checker = [n for n in pending if n.startswith("onnx.checker")]
+        if checker:
+            raise ModelError(f"{e}; {checker[0]}") from e
+        raise
+    flush()
+    return build_report(info, analysis, model_path=model_path, data_path=data_path, ds=ds, settings=settings,
+                        warnings=warnings, note=note, command=command,
+                        execution={"jobs": jobs, "scheduler": scheduler},
+                        aside=aside)
+
+
+def _weight_baselines(weights: list[np.ndarray]) -> dict[str, float | None]:
+    with np.errstate(all="ignore"):   # (per thread) an overflow gives a null baseline, not a warning
+        return weight_baselines(weights)
+
+
+def build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_path: str, ds,
+                 settings: Settings, warnings: list[str], note: Warn, command: str | None,
+                 execution: dict[str, Any], aside: dict[str, Aside]) -> Report:
+    """Finish the statistics into figures and wrap them in a ``Report``."""
+    with np.errstate(all="ignore"):
+        return _build_report(info, analysis, model_path=model_path, data_path=data_path, ds=ds,
+                             settings=settings, warnings=warnings, note=note, command=command, execution=execution,
+                             aside=aside)
+
+
+def _build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_path: str, ds,
+                  settings: Settings, warnings: list[str], note: Warn, command: str | None,
+                  execution: dict[str, Any], aside: dict[str, Aside]) -> Report:
+    analysis.settle_gates()
+    layers = [layer_result(L, st, min_level=settings.min_level, min_activity=settings.min_activity)
+              for L, st in zip(info.layers, analysis.stats)]
+    for r in layers:
+        f = r.fields
+        if f["undefined_units"] == f["units"]:
+            note(f"layer {f['index']} ({f['name']}): every unit is undefined (no kept input, or zero weights "
+                 "on the kept inputs); its figures and the network sums are null")
+    network = network_figures([r.fields for r in layers])
+    accuracy = None
+    labelled = ds.labels is not None and info.accuracy_output is not None
+    if analysis.score_problem and (labelled or info.accuracy_output):
+        note(f"accuracy and confidence are null: {analysis.score_problem}")
+    elif labelled and analysis.labelled:
+        accuracy = analysis.correct / analysis.labelled
+    baselines = {"mean_max_softmax": analysis.confidence_sum / analysis.scored
+                 if analysis.scored and not analysis.score_problem else None,
+                 **aside["baselines"].result()}
+    recorded = asdict(settings)
+    for machine_only in ("providers", "threads", "custom_op_library"):
+        recorded.pop(machine_only)
+    recorded["batch_size"] = ds.fixed_batch or (1 if ds.per_item else settings.batch_size)
+    return Report(
+        tool={"name": "snr", "version": __version__},
+        model={"path": model_path, "sha256": aside["model"].result()},
+        data={"path": data_path, "sha256": aside["data"].result(), "samples": ds.items, "arrays": ds.keys,
+              "labels": ds.label_format, "dropped_nonfinite": ds.dropped_nonfinite},
+        settings=recorded,
+        layers=layers,
+        skipped=[{"name": s.name, "op": s.op, "reason": s.reason} for s in info.skipped],
+        network=network,
+        accuracy=accuracy,
+        labelled=analysis.labelled if accuracy is not None else None,
+        accuracy_output=info.accuracy_output,
+        baselines=baselines,
+        warnings=warnings,
+        meta={"timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+              "command": command, "python": platform.python_version(), "numpy": np.__version__,
+              "onnx": onnx.__version__, "onnxruntime": ort.__version__,
+              "providers": getattr(analysis, "providers", None), "platform": sys.platform, **execution},
+    )

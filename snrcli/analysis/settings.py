@@ -1,0 +1,41 @@
+"""The settings of an analysis and their documented defaults (recorded in every report)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_BATCH_SIZE = 256
+DEFAULT_MIN_LEVEL = 0.01
+DEFAULT_MIN_ACTIVITY = 0.01
+PRECISIONS = ("mixed", "float64")   # products of float32 activations: float32 blocks summed in float64, or float64
+DEFAULT_PRECISION = "mixed"
+ASIDE_MIN_WEIGHTS = 1 << 20   # weight baselines on a side thread from this many weights (else when asked)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides an analysis besides the model and the data files (recorded in the report)."""
+
+    batch_size: int = DEFAULT_BATCH_SIZE
+    limit: int | None = None
+    min_level: float = DEFAULT_MIN_LEVEL
+    min_activity: float = DEFAULT_MIN_ACTIVITY
+    centre_classifier: bool = True
+    input_key: str | None = None
+    label_key: str | None = None
+    output: str | None = None
+    drop_nonfinite: bool = False
+    scale: tuple[float, ...] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    layout: str | None = None
+    providers: tuple[str, ...] | None = None
+    threads: int | None = None
+    custom_op_library: str | None = None
+    precision: str = DEFAULT_PRECISION
+
+    def data_kwargs(self) -> dict[str, Any]:
+        return dict(input_key=self.input_key, label_key=self.label_key, limit=self.limit,
+                    drop_nonfinite=self.drop_nonfinite, scale=self.scale, mean=self.mean, std=self.std,
+                    layout=self.layout)

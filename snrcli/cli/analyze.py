@@ -1,0 +1,76 @@
+"""``snr analyze`` and ``snr inspect``: analyse a model on data, or list the layers it has."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from .base import CONTEXT, common_flags, get_state
+from .options import analysis_kwargs, analysis_options, run_analysis
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--data", "data", required=True, type=click.Path(dir_okay=False),
+              help="Data file: .npz (arrays named after the model inputs, optional 'labels') or .npy.")
+@click.option("--json", "as_json", is_flag=True, help="Print the snr-report/1 JSON on stdout and nothing else.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write DIR/report.json, DIR/layers.csv and DIR/units.csv (atomically).")
+@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@analysis_options
+@common_flags
+def analyze(model: str, data: str, as_json: bool, out_dir: str | None, force: bool, **kw: Any) -> None:
+    """Analyse MODEL (.onnx) on the data: S and G per layer, network sums (eq. 10, 13, 14).
+
+    \b
+    Example:
+      snr analyze sample_models/digits_mlp.onnx --data sample_models/digits_test.npz
+    """
+    from ..reports.report import check_out_dir, write_run_folder
+
+    state = get_state()
+    if out_dir:
+        check_out_dir(out_dir, force=force)
+    report = run_analysis(model, data, analysis_kwargs(kw))
+    if out_dir:
+        write_run_folder(report, out_dir, force=force)
+        if not state.quiet:
+            click.echo(f"wrote {out_dir}/report.json, layers.csv, units.csv", err=True)
+    if as_json:
+        click.echo(report.to_json())
+    elif not out_dir or not state.quiet:
+        from .render import analysis_tables
+        for t in analysis_tables(report.to_dict()):
+            state.out.print(t)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the layers as JSON.")
+@click.option("--output", "output_name", default=None, help="Model output that decides the classifier.")
+@click.option("--no-centring", "no_centring", is_flag=True, help="Treat no layer as the classifier.")
+@common_flags
+def inspect(model: str, as_json: bool, output_name: str | None, no_centring: bool) -> None:
+    """List the layers snr finds in MODEL, without data, and the ops it skips."""
+    from ..analysis.stream import no_layer_message
+    from ..errors import NoLayerError
+    from ..model.graph import discover
+    from ..model.modelfile import load_model
+
+    info = discover(load_model(model), output=output_name, centre_classifier=not no_centring)
+    rows = [{"index": L.index, "name": L.name, "op": L.op, "weight_shape": list(L.weight.shape), "units": L.units,
+             "inputs_per_unit": int(L.weight.shape[1]), "inputs": L.inputs, "group": L.group,
+             "activity_gate": L.gate, "classifier": L.classifier} for L in info.layers]
+    skipped = [{"name": s.name, "op": s.op, "reason": s.reason} for s in info.skipped]
+    if as_json:
+        click.echo(json.dumps({"model": model, "inputs": [{"name": i.name, "dims": i.dims} for i in info.inputs],
+                               "accuracy_output": info.accuracy_output, "layers": rows, "skipped": skipped},
+                              indent=2))
+    else:
+        from .render import inspect_tables
+        for t in inspect_tables(rows, skipped):
+            get_state().out.print(t)
+    if not info.layers:
+        raise NoLayerError(no_layer_message(info, model))

@@ -1,0 +1,1 @@
+"""Streamed, mergeable per-layer statistics (counts, sums, co-moments, maxima) and the products behind them."""
