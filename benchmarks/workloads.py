@@ -138,6 +138,18 @@ def cnn_wide() -> onnx.ModelProto:
     return b.model(["N", 3, 32, 32], b.gemm(h, 64, 10), ["N", 10])
 
 
+def cifar_cnn() -> onnx.ModelProto:
+    """The paper's CIFAR-shaped CNN: conv 5x5 64 (pad 2), ReLU, max-pool 2, conv 5x5 64, ReLU, max-pool 2,
+    flatten, dense 4096-1000-500-10 with ReLUs, softmax."""
+    b = Builder(6)
+    h = b.node("MaxPool", [b.relu(b.conv("x", 3, 64, k=5))], kernel_shape=[2, 2], strides=[2, 2])
+    h = b.node("MaxPool", [b.relu(b.conv(h, 64, 64, k=5))], kernel_shape=[2, 2], strides=[2, 2])
+    h = b.node("Flatten", [h], axis=1)
+    h = b.relu(b.gemm(h, 64 * 8 * 8, 1000))
+    h = b.relu(b.gemm(h, 1000, 500))
+    return b.model(["N", 3, 32, 32], b.node("Softmax", [b.gemm(h, 500, 10)], axis=1), ["N", 10])
+
+
 @dataclass(frozen=True)
 class Workload:
     key: str
@@ -162,6 +174,8 @@ WORKLOADS = [
     Workload("transformer", "(e) transformer MLP T=128 F=256", "dense", transformer_mlp, (128, 256), 1024, 64,
              batch=32),
     Workload("cnn64", "(f) larger CNN 4x conv64 32x32", "conv", cnn_wide, (3, 32, 32), 1000, 128, batch=128),
+    Workload("cifar", "(g) paper CIFAR CNN 5x5 conv64 x2, dense 4096-1000-500-10", "conv", cifar_cnn,
+             (3, 32, 32), 8000, 1024),
 ]
 
 

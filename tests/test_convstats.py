@@ -224,8 +224,8 @@ def test_unknown_precision_is_a_usage_error(run_cli):
 @pytest.mark.parametrize("gram", [False, True], ids=["conv", "conv-gram"])
 def test_conv_sums_settle_when_the_padding_changes_between_batches(monkeypatch, gram):
     """The padding and shift corrections are added when the statistics are read (``ConvSums.settle``),
-    from edge sums gathered over the batches; a batch whose padding pattern differs (here SAME_UPPER on
-    4x4 items, which reads no padding, then 5x5 items, which do) settles the sums so far first."""
+    from position-wise sums gathered over the batches; a batch of another spatial shape (here SAME_UPPER
+    on 4x4 items, which reads no padding, then 5x5 items, which do) settles the sums so far first."""
     monkeypatch.setattr(stats, "GRAM_RATIO", 1e9 if gram else 0.0)
     g = geom([2, 2], [2, 2], None, None, "SAME_UPPER")
     layer, x4, _ = conv_case((3, 2, 4, 4), g, 3, np.float64, 50.0, seed=1)
@@ -236,8 +236,8 @@ def test_conv_sums_settle_when_the_padding_changes_between_batches(monkeypatch, 
     kept = []
     for x, y in ((x4, y4), (x5, y5), (x4[:1], y4[:1])):
         st.update(x, None if gram else y, None)
-        kept.append(st._conv._pending[0])          # padding-indicator rows of the edge sums waiting
-    assert kept == [0, 4, 0]
+        kept.append(st._conv._pending[0][0])       # the spatial shape of the sums waiting
+    assert kept == [(4, 4), (5, 5), (4, 4)]
     fin = st.finish()
     assert st._conv._pending is None
     p = np.concatenate([patches(x4, g), patches(x5, g), patches(x4[:1], g)])

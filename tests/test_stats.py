@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from snrcli.model.graph import ConvGeometry, Layer
 from helpers import patches
+from snrcli.stats import layer as stats
 from snrcli.stats.layer import CoMoments, LayerStats, gate_matrix
 
 
@@ -155,56 +156,6 @@ def test_float32_shifts_follow_a_shift_set_after_the_buffers_exist(gram):
     np.testing.assert_allclose(acc.cov()[0], exact.cov()[0], rtol=1e-5, atol=1e-7)
 
 
-def test_direct_syrk_fills_the_upper_triangle_and_leaves_the_rest():
-    from snrcli.stats.blas import upper_gram
-
-    rng = np.random.default_rng(5)
-    a = rng.random((300, 70), dtype=np.float32)
-    out = np.full((70, 70), -7.0, np.float32)
-    if not upper_gram(a, out):
-        pytest.skip("numpy's OpenBLAS cannot be called directly here (another BLAS, or not Linux)")
-    exact = a.T.astype(np.float64) @ a
-    upper = np.triu_indices(70)
-    np.testing.assert_allclose(out[upper], exact[upper], rtol=1e-5)
-    assert np.all(out[np.tril_indices(70, -1)] == -7.0)
-    for bad_a, bad_out in [(a[:, :50], np.zeros((50, 50), np.float32)),        # not contiguous
-                           (a.astype(np.float64), np.zeros((70, 70), np.float32)),
-                           (a, np.zeros((70, 70), np.float64)), (a, np.zeros((70, 71), np.float32)),
-                           (a[:0], np.zeros((70, 70), np.float32))]:
-        before = bad_out.copy()
-        assert not upper_gram(bad_a, bad_out)
-        np.testing.assert_array_equal(bad_out, before)
-
-
-def test_gram_products_are_zero_below_whatever_the_scratch_held_before(monkeypatch):
-    from snrcli.stats import blas
-    from snrcli.stats.products import release_scratch, rows_product
-
-    rng = np.random.default_rng(6)
-    a, b = rng.random((200, 70), dtype=np.float32), rng.random((200, 50), dtype=np.float32)
-    release_scratch()
-    try:
-        a2 = rng.random((200, 70), dtype=np.float32)
-        for before, then in [([a], b), ([b], a), ([a, (a, a2)], a)]:   # the scratch reused at another size,
-            for args in before:                                      # or for an x^T y of the same shape
-                rows_product(*args) if isinstance(args, tuple) else rows_product(args)
-            g = rows_product(then)
-            n = then.shape[1]
-            full = then.T.astype(np.float64) @ then
-            np.testing.assert_allclose(np.triu(g) + np.triu(g, 1).T, full, rtol=1e-5)
-            if blas.upper_gram(then, np.zeros((n, n), np.float32)):
-                assert np.all(np.tril(g, -1) == 0)
-        monkeypatch.setattr(blas, "upper_gram", lambda a, out: False)   # numpy's full product instead
-        np.testing.assert_allclose(rows_product(b), b.T.astype(np.float64) @ b, rtol=1e-5)
-        monkeypatch.undo()
-        g = rows_product(b)                             # the full product's lower triangle is cleared again
-        np.testing.assert_allclose(np.triu(g) + np.triu(g, 1).T, b.T.astype(np.float64) @ b, rtol=1e-5)
-        if blas.upper_gram(b, np.zeros((50, 50), np.float32)):
-            assert np.all(np.tril(g, -1) == 0)
-    finally:
-        release_scratch()
-
-
 @pytest.mark.parametrize("n, block", [(1, 128), (5, 128), (300, 128), (256, 64), (7, 2)])
 def test_mirror_upper_copies_the_upper_triangle_down(n, block):
     from snrcli.stats.products import mirror_upper
@@ -215,15 +166,17 @@ def test_mirror_upper_copies_the_upper_triangle_down(n, block):
     np.testing.assert_array_equal(m, want)
 
 
-@pytest.mark.parametrize("direct", [True, False])
-def test_float32_gram_is_whole_after_folds_and_merges(direct, monkeypatch):
-    """Products added to the upper triangle only are mirrored whenever the sums are read (cov, merge,
-    pickling), and adding more afterwards still gives the whole Gram matrix; likewise where numpy's full
-    product stands in for the direct syrk."""
-    from snrcli.stats import blas
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_float32_gram_is_whole_after_folds_and_merges(threads, monkeypatch):
+    """A Gram matrix's products cut into bands of columns between threads fill its upper triangle, which
+    is mirrored whenever the sums are read (cov, merge, pickling); adding more afterwards still gives
+    the whole Gram matrix."""
+    from snrcli.stats.threads import StatThreads
 
-    if not direct:
-        monkeypatch.setattr(blas, "upper_gram", lambda a, out: False)
+    monkeypatch.setattr(stats, "PRODUCT_SPLIT_MIN", 1)
+    pool = StatThreads(threads)
+    flush = CoMoments.flush
+    monkeypatch.setattr(CoMoments, "flush", lambda self, p=None: flush(self, pool))
     rng = np.random.default_rng(7)
     x = (rng.random((3000, 40)) * 3 + 2).astype(np.float32)
     exact = CoMoments(40, 40, gram=True, exact=True)
@@ -242,6 +195,24 @@ def test_float32_gram_is_whole_after_folds_and_merges(direct, monkeypatch):
     got = acc.cov()[0]
     np.testing.assert_allclose(got, got.T, rtol=0, atol=0)
     np.testing.assert_allclose(got, exact.cov()[0], rtol=1e-5, atol=1e-6)
+    pool.close()
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_cross_products_cut_into_columns_between_threads(threads, monkeypatch):
+    from snrcli.stats.threads import StatThreads
+
+    monkeypatch.setattr(stats, "PRODUCT_SPLIT_MIN", 1)
+    rng = np.random.default_rng(8)
+    x = (rng.random((500, 30)) + 1).astype(np.float32)
+    y = (rng.random((500, 70)) - 2).astype(np.float32)
+    exact = CoMoments(30, 70, exact=True)
+    exact.update(x, y)
+    acc = CoMoments(30, 70)
+    with StatThreads(threads) as pool:
+        acc.update(x, y)
+        acc.flush(pool)
+    np.testing.assert_allclose(acc.cov()[0], exact.cov()[0], rtol=1e-5, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- LayerStats

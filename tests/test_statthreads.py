@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import snrcli
 from snrcli.stats import layer as stats
@@ -60,20 +60,50 @@ def test_map_raises_the_first_error_after_every_thread_is_done():
     assert sorted(done) == [0, 3]
 
 
-def test_blas_is_held_to_its_share_of_the_cores_while_the_threads_run(monkeypatch):
-    monkeypatch.setattr("snrcli.stats.threads.available_cores", lambda: 4)
-    before = blas_threads()
-    if not before:
+def test_one_thread_holds_every_blas_to_one_thread_and_puts_the_counts_back():
+    import scipy.linalg  # noqa: F401 - its BLAS loaded, as the weight baselines load it
+    from snrcli.stats.blas import one_thread
+
+    if not blas_threads():
         pytest.skip("no BLAS that threadpoolctl can see")
-    with StatThreads(4) as pool:
-        assert blas_threads() == before                  # nothing happens until there is work
-        assert pool.map(lambda i: set(blas_threads())) == [{1}] * 4
-        assert pool.map(lambda i: set(blas_threads()), 2) == [{2}] * 2
-        assert set(blas_threads()) == {2}                # kept for the next map ...
-        pool.wide()
-        assert blas_threads() == before                  # ... until asked for the whole BLAS
-        assert pool.map(lambda i: set(blas_threads())) == [{1}] * 4
-    assert blas_threads() == before                      # and put back at the end
+    with threadpool_limits(limits=2, user_api="blas"):
+        with one_thread():
+            assert set(blas_threads()) == {1}
+            with one_thread():                           # holds may overlap (nested, or two analyses)
+                assert set(blas_threads()) == {1}
+            assert set(blas_threads()) == {1}            # still held by the outer one
+        assert set(blas_threads()) == {2}                # the counts found are put back
+
+
+def test_an_analysis_runs_its_blas_on_one_thread(monkeypatch):
+    """Whatever the caller imported first: idle OpenBLAS threads woken by a multi-threaded call would
+    spin into onnxruntime's time."""
+    from snrcli.analysis.runner import Runner
+
+    if not blas_threads():
+        pytest.skip("no BLAS that threadpoolctl can see")
+    seen = []
+    run = Runner.run
+    monkeypatch.setattr(Runner, "run", lambda self, feeds: (seen.append(set(blas_threads())), run(self, feeds))[1])
+    with threadpool_limits(limits=2, user_api="blas"):
+        snrcli.analyze(SAMPLES / "digits_mlp.onnx", SAMPLES / "digits_test.npz", batch_size=256)
+        assert set(blas_threads()) == {2}
+    assert seen and all(s == {1} for s in seen)
+
+
+def test_blas_threads_fall_back_to_threadpoolctl(monkeypatch):
+    """Where numpy's OpenBLAS cannot be found among the mapped libraries (not Linux, another BLAS),
+    threadpoolctl reads and sets the thread counts."""
+    from snrcli.stats import blas
+
+    if not blas_threads():
+        pytest.skip("no BLAS that threadpoolctl can see")
+    monkeypatch.setattr(blas, "_mapped_openblas", lambda: [])
+    b = blas.BlasThreads()
+    assert b._tpc and not b._libs
+    with threadpool_limits(limits=2, user_api="blas"):
+        b.set(1)
+        assert set(blas_threads()) == {1} and set(b.get()) == {1}
 
 
 def test_blas_threads_are_read_and_set_directly():
@@ -302,12 +332,11 @@ def test_pickling_an_analysis_folds_its_threads_and_takes_in_waiting_rows(monkey
 
 
 def test_a_small_run_starts_no_thread(monkeypatch):
-    """The sample digits (540 items of 64 values) are too small to split: no thread, no BLAS change."""
+    """The sample digits (540 items of 64 values) are too small to split: no thread."""
     def no_threads(*a, **k):
         raise AssertionError("a statistics thread was started")
 
     monkeypatch.setattr("snrcli.stats.threads.ThreadPoolExecutor", no_threads)
-    monkeypatch.setattr("snrcli.stats.threads.blas_threads", no_threads)
     report = snrcli.analyze(SAMPLES / "digits_mlp.onnx", SAMPLES / "digits_test.npz", batch_size=540, threads=2)
     assert report.to_dict()["data"]["samples"] == 540
 
@@ -338,13 +367,12 @@ def test_file_hash_matches_hashlib_and_can_stop(tmp_path):
     assert lazy._thread is None
 
 
-def test_a_dense_product_is_cut_between_threads_only_below_the_size_cap(monkeypatch):
-    """Each thread multiplies into a result buffer of its own: the product of a layer with more than
-    SPLIT_MAX_COMOMENTS co-moments stays whole (one buffer); smaller ones are cut, with equal sums."""
+@pytest.mark.parametrize("gram", [False, True])
+def test_a_dense_product_is_cut_between_threads_by_columns(monkeypatch, gram):
+    """Each thread multiplies every buffered row into its own columns of the sums (bands of a Gram
+    matrix's upper triangle): no result buffer per thread, so no size cap; too few columns stay whole."""
     monkeypatch.setattr(stats, "PRODUCT_SPLIT_MIN", 0)
     rng = np.random.default_rng(2)
-    x = rng.random((200, 12), dtype=np.float32)
-    y = rng.random((200, 5), dtype=np.float32)
     calls = []
 
     class Counting(StatThreads):
@@ -352,18 +380,24 @@ def test_a_dense_product_is_cut_between_threads_only_below_the_size_cap(monkeypa
             calls.append(n)
             return super().map(fn, n)
 
-    for cap, expect in ((60, [3]), (59, [])):
-        monkeypatch.setattr(stats, "SPLIT_MAX_COMOMENTS", cap)
+    for m, expect in ((30, [3]), (23, [])):
+        x = rng.random((200, m if gram else 12), dtype=np.float32)
+        y = None if gram else rng.random((200, m), dtype=np.float32)
         calls.clear()
-        acc = stats.CoMoments(12, 5)
-        acc.set_shift(np.zeros(12), np.zeros(5))
+        acc = stats.CoMoments(x.shape[1], m, gram=gram)
+        acc.set_shift(np.zeros(x.shape[1]), np.zeros(m))
         with Counting(3) as pool:
             acc.buffer_rows()
-            acc._xbuf[:200], acc._ybuf[:200] = x, y
-            acc.add_rows(200, x.sum(axis=0, dtype=np.float64), y.sum(axis=0, dtype=np.float64), pool)
+            acc._xbuf[:200] = x
+            if not gram:
+                acc._ybuf[:200] = y
+            acc.add_rows(200, x.sum(axis=0, dtype=np.float64), None if gram else y.sum(axis=0, dtype=np.float64),
+                         pool)
             acc.flush(pool)
         assert calls == expect
-        np.testing.assert_allclose(acc.sxy[0], x.T.astype(np.float64) @ y, rtol=1e-6)
+        want = x.T.astype(np.float64) @ (x if gram else y)
+        acc.cov()                                     # (completes a Gram matrix's lower triangle)
+        np.testing.assert_allclose(acc.sxy[0], want, rtol=1e-5)
 
 
 def test_a_transposed_dense_input_waits_and_gives_the_float64_figures(monkeypatch):

@@ -80,9 +80,9 @@ class Analysis:
                labels: np.ndarray | None, fixed_batch: int | None, pool: StatThreads | None = None) -> None:
         """Add one batch. Conv layers whose batch splits (``LayerStats.split``) are cut into runs of
         items, one per thread of ``pool``, together with the small conv layers that do not split (each
-        whole, to the least loaded thread); large conv layers that do not split run afterwards with the
-        whole BLAS. Dense layers come last, on the calling thread: they share their rows' passes and
-        products out to the pool themselves (``LayerStats.update``)."""
+        whole, to the least loaded thread); large conv layers that do not split run afterwards, their
+        products shared out to the pool. Dense layers come last, on the calling thread: they share their
+        rows' passes and products out to the pool themselves (``LayerStats.update``)."""
         values = {**outputs, **feeds}
         if fixed_batch and valid < fixed_batch:
             values = {k: drop_padding(v, fixed_batch, valid) for k, v in values.items()}
@@ -95,14 +95,15 @@ class Analysis:
                 dense.append((i, args))
             else:
                 layers.append((i, args, self.stats[i].split(*args, n) if n > 1 else None))
+        shared = n > 1
         if all(pieces is None for _, _, pieces in layers):
-            n = 1                     # nothing worth sharing out: the calling thread, the whole BLAS
+            n = 1                     # nothing worth sharing out by items: the calling thread
         work: list[list] = [[] for _ in range(n)]
         load = [0] * n
         alone: list = []
         for i, args, pieces in layers:
             if pieces is None:
-                if n > 1 and self.stats[i].worth_splitting(args[0]):
+                if shared and self.stats[i].worth_splitting(args[0]):
                     alone.append((i, args))
                     continue
                 t = load.index(min(load))
@@ -119,13 +120,9 @@ class Analysis:
         if n > 1:
             pool.map(run, n)
         else:
-            if pool is not None and work[0]:
-                pool.wide()
             run(0)
-        if alone:
-            pool.wide()
         for i, args in alone:
-            self._add(self.stats[i], args)
+            self._add(self.stats[i], args, pool)
         for i, args in dense:
             if i in self.gate_readers and args[2] is not None:
                 args = self._gate_counted_elsewhere(i, args)

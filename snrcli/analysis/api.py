@@ -23,6 +23,7 @@ from ..errors import ModelError, UsageError
 from ..model.graph import GraphInfo
 from ..model.modelfile import FileHash
 from ..reports.report import Report
+from ..stats.blas import one_thread
 from .accumulate import Analysis, layer_result
 from .baselines import weight_baselines
 from .metrics import network_figures
@@ -69,8 +70,9 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
     model_path, data_path = str(model), str(data)
     hashes = {"model": FileHash(model_path), "data": FileHash(data_path)}   # on an idle core meanwhile
     try:
-        return _analyze(model_path, data_path, settings, hashes, jobs=jobs, scheduler=scheduler,
-                        progress=progress, note=note, warnings=warnings, command=command)
+        with one_thread():   # snr's statistics threads are the parallelism (see snrcli.stats.blas)
+            return _analyze(model_path, data_path, settings, hashes, jobs=jobs, scheduler=scheduler,
+                            progress=progress, note=note, warnings=warnings, command=command)
     finally:
         for h in hashes.values():
             h.cancel()          # (a no-op once finished)

@@ -59,7 +59,7 @@ class Runner:
         so.log_severity_level = 4  # onnxruntime's own log lines stay off stderr; its errors reach us as exceptions
         # onnxruntime and the statistics take turns on the same cores: onnxruntime's threads spin while
         # a run lasts (faster than sleeping between its parallel sections) and stop when it returns, so
-        # they do not spin into the statistics' time (see also OPENBLAS_THREAD_TIMEOUT in __init__).
+        # they do not spin into the statistics' time (nor does the BLAS: see ``snrcli.stats.blas``).
         so.add_session_config_entry("session.force_spinning_stop", "1")
         if threads:
             so.intra_op_num_threads = int(threads)

@@ -10,6 +10,7 @@ import onnx
 from ..errors import DataError, ModelError, NoLayerError, RuntimeFailure
 from ..model.graph import GraphInfo, discover
 from ..model.modelfile import load_model_bytes
+from ..stats.blas import one_thread
 from ..stats.products import release_scratch
 from ..stats.threads import StatThreads, stats_threads
 from .accumulate import Analysis, _needed
@@ -104,8 +105,9 @@ def _stream(runner, analysis, ds, info, settings, start, stop, labels, progress,
 
 def run_shard(model_path: str, data_path: str, settings: Settings, start: int, stop: int) -> Analysis:
     """One shard in a worker process (``--jobs``) or on a Dask worker: reads the files itself."""
-    proto, info, ds, source = prepare(model_path, data_path, settings)
-    return run_range(proto, info, ds, settings, start, stop, source=source)
+    with one_thread():
+        proto, info, ds, source = prepare(model_path, data_path, settings)
+        return run_range(proto, info, ds, settings, start, stop, source=source)
 
 
 def shard_ranges(items: int, shards: int, align: int = 1) -> list[tuple[int, int]]:

@@ -1,12 +1,17 @@
-"""How many threads the BLAS libraries use, read and set while the statistics run; and numpy's
-OpenBLAS ``ssyrk`` called directly (``upper_gram``).
+"""The BLAS libraries held to one thread while an analysis runs (``one_thread``).
 
-The OpenBLAS libraries of numpy's and scipy's wheels are called directly
-through ctypes when numpy's can be found among the process's mapped libraries
-(Linux); otherwise ``threadpoolctl`` does the job for every BLAS it finds. The
-direct route skips threadpoolctl's scan of every loaded library (35 ms with
-onnxruntime and scipy loaded) and its per-call bookkeeping. scipy's is held too
-because the weight baselines may call it on a side thread meanwhile.
+snr runs onnxruntime and its own statistics threads in turns on the same cores.
+A multi-threaded BLAS call would wake OpenBLAS's worker threads, which then
+spin for about 0.1 s after it returns (unless ``OPENBLAS_THREAD_TIMEOUT`` was set
+before numpy loaded it), taking cores from the next onnxruntime run; setting
+the thread count back to 1 does not stop them. So no BLAS call of an analysis
+uses more than one thread: the statistics threads are the parallelism.
+
+numpy's and scipy's OpenBLAS (scipy's: the weight baselines) are set through
+OpenBLAS's own ``openblas_set_num_threads``, found with ctypes in the libraries
+the process has mapped from those wheels (Linux, 1-2 ms); elsewhere
+``threadpoolctl`` does it for every BLAS it finds (its scan of the loaded
+libraries takes about 30 ms, once per process).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from typing import Callable
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 
@@ -98,59 +104,10 @@ def _thread_calls(path: str) -> tuple | None:
     return None
 
 
-# cblas_ssyrk of numpy's OpenBLAS (ILP64 in numpy's wheels, LP64 elsewhere), with its integer type
-_SSYRK = [("scipy_cblas_ssyrk64_", ctypes.c_int64), ("cblas_ssyrk64_", ctypes.c_int64),
-          ("scipy_cblas_ssyrk", ctypes.c_int), ("cblas_ssyrk", ctypes.c_int)]
-CBLAS_ROW_MAJOR, CBLAS_UPPER, CBLAS_TRANS = 101, 121, 112
-
-
-def _find_ssyrk() -> Callable[[np.ndarray, np.ndarray], None] | None:
-    paths = _mapped_openblas()
-    if not paths or paths[0][0] != "numpy":
-        return None
-    try:
-        lib = ctypes.CDLL(paths[0][1])
-    except OSError:
-        return None
-    for name, int_t in _SSYRK:
-        fn = getattr(lib, name, None)
-        if fn is None:
-            continue
-        fn.restype = None
-        fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, int_t, int_t, ctypes.c_float, ctypes.c_void_p,
-                       int_t, ctypes.c_float, ctypes.c_void_p, int_t]
-
-        def call(a: np.ndarray, out: np.ndarray, fn=fn) -> None:
-            k, n = a.shape
-            fn(CBLAS_ROW_MAJOR, CBLAS_UPPER, CBLAS_TRANS, n, k, 1.0, a.ctypes.data, n, 0.0, out.ctypes.data, n)
-        return call
-    return None
-
-
-def upper_gram(a: np.ndarray, out: np.ndarray) -> bool:
-    """``out``'s upper triangle (diagonal included) := ``a^T a``, through numpy's OpenBLAS ``ssyrk``
-    called directly (ctypes releases the GIL), leaving the rest of ``out`` as it was: numpy's ``a.T @ a``
-    calls the same ``ssyrk`` and then mirrors the triangle, 3.5 of the 33.7 ms product of 2,048 x 1,024.
-    ``a``: float32, C-contiguous (k, n); ``out``: float32, C-contiguous (n, n). False, with ``out``
-    untouched, where the BLAS cannot be called so (not Linux, another BLAS, other arrays)."""
-    global _ssyrk, _ssyrk_looked
-    if not _ssyrk_looked:
-        with _lock:
-            if not _ssyrk_looked:
-                _ssyrk = _find_ssyrk()
-                _ssyrk_looked = True
-    k, n = a.shape
-    if (_ssyrk is None or a.dtype != np.float32 or out.dtype != np.float32 or not a.flags.c_contiguous
-            or not out.flags.c_contiguous or out.shape != (n, n) or not out.flags.writeable or k == 0):
-        return False
-    _ssyrk(a, out)
-    return True
-
-
-_ssyrk: Callable[[np.ndarray, np.ndarray], None] | None = None
-_ssyrk_looked = False
 _blas: BlasThreads | None = None
 _lock = threading.Lock()
+_held = 0                     # analyses running (one_thread)
+_found: list[int] = []        # the thread counts put back when the last one ends
 
 
 def blas_threads() -> BlasThreads:
@@ -160,3 +117,24 @@ def blas_threads() -> BlasThreads:
         if _blas is None:
             _blas = BlasThreads()
         return _blas
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Hold every BLAS found to one thread for the duration; the counts found are put back when the last
+    of any overlapping holds ends."""
+    global _held, _found
+    b = blas_threads()
+    with _lock:
+        if _held == 0:
+            _found = b.get()
+            if any(n != 1 for n in _found):
+                b.set(1)
+        _held += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _held -= 1
+            if _held == 0 and any(n != 1 for n in _found):
+                b.set(_found)

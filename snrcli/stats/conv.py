@@ -10,13 +10,13 @@ the weight gradient, in the same number of operations as the forward conv.
 
 Sums are shifted (``x - s_c`` per input channel, ``y - t_i`` per unit) so large
 means do not cancel. The padded buffer holds 0 where the input is padding, not
-``0 - s_c``, so that the large ``s_c`` never enters a float32 product; the
-buffer is extended by one padding-indicator row per kernel offset and a row of
-ones (and the output by a row of ones), so the same product also gives the sums
-of ``y - t`` over the samples where offset ``k`` reads padding, the item sums
-and the padding counts, from which the missing ``-s_c`` terms are added back
-exactly. A Gram accumulator (``y=None``: layers with few inputs per unit)
-multiplies the extended buffer with itself instead.
+``0 - s_c``, so that the large ``s_c`` never enters a float32 product. The
+missing ``-s_c`` terms, and the sums of the patches and outputs, are linear in
+two small position-wise sums kept beside the products: the shifted input summed
+over items at each padded position, and the shifted output at each output
+position. They are turned into the exact corrections once, when the statistics
+are read (``settle``). A Gram accumulator (``y=None``: layers with few inputs
+per unit) multiplies the patch buffer with itself instead.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import numpy as np
 
 from ..model.convgeom import output_shape, resolve_pads
 from ..model.graph import ConvGeometry
-from .products import blocked_product, scratch, work_dtype
+from .products import BLOCK_ROWS, blocked_product, scratch, work_dtype
 
-CHUNK_BYTES = 32 << 20   # input, output and patch buffers of the items processed at once, per conv layer
+CHUNK_BYTES = 32 << 20   # at most this much input, output and patch buffer for the items processed at once
 
 
 def channel_means(x: np.ndarray) -> np.ndarray:
@@ -58,40 +58,36 @@ class ConvSums:
         self.c, self.m, self.g = in_channels, units, geom.group
         self.k = int(np.prod(geom.kernel))
         self._plans: dict = {}
-        self._pending: tuple | None = None   # (kp, edge sums) not yet turned into ``acc``'s sums (``settle``)
+        # (plan key, items, input sums per padded position, output sums per output position) not yet
+        # turned into ``acc``'s sums (``settle``)
+        self._pending: tuple | None = None
 
-    def accumulate(self, x: np.ndarray, y: np.ndarray | None, acc) -> None:
+    def accumulate(self, x: np.ndarray, y: np.ndarray | None, acc, pool=None) -> None:
         """Add every sample of ``x`` (items, C, *spatial) and ``y`` (items, M, *out) to ``acc`` (a
         ``stats.CoMoments`` of G groups whose input rows are ordered (k, c), with its shifts set).
-        ``y=None``: a Gram accumulator (the patches against themselves)."""
+        ``y=None``: a Gram accumulator (the patches against themselves). ``pool``: share each
+        product out to these statistics threads (a layer too large to split by items)."""
         c, m, g, k = self.c, self.m, self.g, self.k
         gram = y is None
         spatial = tuple(x.shape[2:])
         out = output_shape(self.geom, spatial)
         if not gram and tuple(y.shape[2:]) != out:
             raise ValueError(f"conv output {tuple(y.shape[2:])} does not match input {spatial} and the layer's geometry")
-        pads, padded, views, pad_masks = self._plan(spatial, out)
+        key = (spatial, out)
+        pads, padded, views, _ = self._plan(spatial, out)
+        if self._pending is not None and self._pending[0] != key:
+            self.settle(acc)
+        if self._pending is None:
+            self._pending = (key, [0], np.zeros((c,) + padded), None if gram else np.zeros((m,) + out))
+        _, items, xpos, ypos = self._pending
         cg, mg = c // g, m // g
         dt = work_dtype(acc.sxy[0].size, *([x] if gram else [x, y]), exact=acc.exact)
         shift_x = acc.shift_x.reshape(g, k, cg)[:, 0, :].ravel()     # one shift per input channel
         p = k * cg
-        kp = 0 if pad_masks is None else k
-        rows = p + kp + 1                  # patches, a padding indicator per offset (if any), ones
-        if self._pending is not None and self._pending[0] != kp:
-            self.settle(acc)
-        if self._pending is None:   # the products' rows and columns beyond the patches' and outputs'
-            self._pending = (kp, np.zeros((g, p, kp + 1)), np.zeros((g, kp + 1, (kp + 1) if gram else mg + 1)))
-        _, right, bottom = self._pending
-        big = acc.sxy
-        cut = p if gram else mg
-
-        def add(tmp: np.ndarray) -> None:   # the patch block straight into acc.sxy, the edges aside
-            np.add(big, tmp[:, :p, :cut], out=big)
-            np.add(right, tmp[:, :p, cut:], out=right)
-            np.add(bottom, tmp[:, p:, p:] if gram else tmp[:, p:], out=bottom)
         positions = math.prod(out)
-        item_bytes = (c * math.prod(padded) + ((0 if gram else m + g) + g * rows) * positions) * np.dtype(dt).itemsize
-        step = max(1, CHUNK_BYTES // max(1, item_bytes))
+        item_bytes = (c * math.prod(padded) + (0 if gram else m) * positions + g * p * positions) * np.dtype(dt).itemsize
+        # one product (at most BLOCK_ROWS samples) per chunk, within CHUNK_BYTES
+        step = max(1, min(CHUNK_BYTES // max(1, item_bytes), BLOCK_ROWS // max(1, positions)))
         everything = (slice(None), slice(None))
         inside = everything + tuple(slice(b, b + s) for (b, _), s in zip(pads, spatial))
         sx_shift = shift_x.astype(dt).reshape((c,) + (1,) * (1 + len(spatial)))
@@ -103,57 +99,62 @@ class ConvSums:
             for border in _borders(pads, spatial):
                 xt[everything + border] = 0
             np.subtract(np.moveaxis(xc, 1, 0), sx_shift, out=xt[inside], casting="unsafe")
-            cols = scratch("cols", (g, rows, b * positions), dt)             # patches, one row per (k, c)
-            patches = cols[:, :p].reshape((g, k, cg, b) + out)
+            xpos += xt.sum(axis=1, dtype=np.float64)
+            cols = scratch("cols", (g, p, b * positions), dt)                # patches, one row per (k, c)
+            patches = cols.reshape((g, k, cg, b) + out)
             for j, view in enumerate(views):
                 np.copyto(patches[:, j], xt[everything + view].reshape((g, cg, b) + out))
-            if kp:
-                cols[:, p:p + kp].reshape(g, kp, b, positions)[...] = pad_masks[:, None, :]
-            cols[:, p + kp] = 1
             if gram:
-                blocked_product(cols, None, None, add)
+                blocked_product(cols, None, acc.sxy, pool=pool)
                 continue
-            yt = scratch("yt", (g, mg + 1, b * positions), dt)              # y - t, then ones
+            yt = scratch("yt", (g, mg, b * positions), dt)                  # y - t
             np.subtract(np.moveaxis(y[lo:lo + step], 1, 0).reshape((g, mg, b) + out), sy_shift,
-                        out=yt[:, :mg].reshape((g, mg, b) + out), casting="unsafe")
-            yt[:, mg] = 1
-            blocked_product(cols, yt, None, add)
+                        out=yt.reshape((g, mg, b) + out), casting="unsafe")
+            ypos += yt.reshape((m, b) + out).sum(axis=1, dtype=np.float64)
+            blocked_product(cols, yt, acc.sxy, pool=pool)
+        items[0] += x.shape[0]
         acc.n += x.shape[0] * positions
 
     def settle(self, acc) -> None:
-        """Turn the edge sums gathered so far into ``acc``'s shifted sums (its ``sxy`` already holds the
-        patch block V of every product; the rest is linear in the edges, so it is added once, not per
-        batch). With u_j = v_j - s_j p_j (v: the buffer, 0 on padding; p_j: 1 where input j = (k, c)
-        reads padding): sum u_j w = V[j, w] - s_j A[k(j), w] for any w, and for the Gram
-        sum u_j u_j' = V - s_j' A[j, k(j')] - s_j A[j', k(j)] + s_j s_j' Q[k(j), k(j')]."""
+        """Turn the position-wise sums gathered so far into ``acc``'s shifted sums (its ``sxy`` already
+        holds the product V of the patch buffer v, 0 on padding). With p_j = 1 where input j = (k, c)
+        reads padding, the shifted input is u_j = v_j - s_c p_j, so for the outputs w (y - t):
+        sum u_j w_i = V[j, i] - s_c A[k, i], A[k, i] the sum of w_i where offset k reads padding; and
+        for the Gram route sum u_j u_j' = V - s_j' B[j, k(j')] - s_j B[j', k(j)] + s_j s_j' Q[k(j), k(j')],
+        B[j, k'] the sum of v_j where k' reads padding, Q[k, k'] the samples where both do."""
         if self._pending is None:
             return
-        kp, right, bottom = self._pending
+        (spatial, out), items, xpos, ypos = self._pending
         self._pending = None
-        g, k = self.g, self.k
-        cg = self.c // g
-        shift_x = acc.shift_x.reshape(g, k, cg)[:, 0, :]
-        k_of = np.repeat(np.arange(k), cg)                  # rows are ordered (k, c)
-        s = np.tile(shift_x, (1, k))                        # s_j, (G, P)
-        if acc.gram:                  # right: [A | sums] (G, P, kp + 1); bottom: [Q | counts; counts | n]
-            su = right[:, :, kp]
-            if kp:
-                a_j = right[:, :, :kp][:, :, k_of]          # A[j, k(j')]
-                q = bottom[:, :kp, :kp][:, k_of][:, :, k_of]
-                acc.sxy += (s[:, :, None] * s[:, None, :] * q - s[:, None, :] * a_j
-                            - s[:, :, None] * a_j.transpose(0, 2, 1))
-                su = su - s * bottom[:, :kp, kp][:, k_of]
-            acc.sx += su
-            acc.sy += su
-            return
-        mg = bottom.shape[2] - 1      # right: item sums (G, P, 1); bottom: [A | counts; sums of y | n]
-        acc.sx += right[:, :, 0]
-        if kp:   # in place, one kernel offset at a time: no (G, P, M) temporaries
-            sxy, s_k = acc.sxy.reshape(g, k, cg, mg), s.reshape(g, k, cg)
-            for kk in range(k):
-                sxy[:, kk] -= s_k[:, kk, :, None] * bottom[:, kk, None, :mg]
-            acc.sx -= s * bottom[:, :kp, mg][:, k_of]
-        acc.sy += bottom[:, kp, :mg]
+        _, _, views, masks = self._plan(spatial, out)
+        n = items[0]
+        g, k, c = self.g, self.k, self.c
+        cg = c // g
+        win = np.stack([xpos[(slice(None),) + view].reshape(c, -1) for view in views])   # (K, C, positions)
+        sums = win.sum(axis=2)                                      # sum of v_j, (K, C)
+        pad_count = np.zeros(k) if masks is None else n * masks.sum(axis=1)
+        k_of = np.repeat(np.arange(k), cg)                          # rows are ordered (k, c)
+        for grp in range(g):
+            cs = slice(grp * cg, (grp + 1) * cg)
+            s_c = acc.shift_x[grp].reshape(k, cg)[0]                  # s per channel of the group
+            su = (sums[:, cs] - pad_count[:, None] * s_c[None, :]).ravel()
+            acc.sx[grp] += su
+            if acc.gram:
+                acc.sy[grp] += su
+                if masks is not None:
+                    s = np.tile(s_c, k)                                 # s_j, rows (k, c)
+                    b_j = (win[:, cs] @ masks.T).reshape(k * cg, k)[:, k_of]   # B[j, k(j')]
+                    q = (n * masks @ masks.T)[k_of][:, k_of]
+                    acc.sxy[grp] += (s[:, None] * s[None, :] * q - s[None, :] * b_j - s[:, None] * b_j.T)
+                continue
+            ms = slice(grp * (self.m // g), (grp + 1) * (self.m // g))
+            yw = ypos[ms].reshape(self.m // g, -1)                     # (Mg, positions)
+            acc.sy[grp] += yw.sum(axis=1)
+            if masks is not None:   # in place, one kernel offset at a time: no (P, M) temporaries
+                a = masks @ yw.T                                        # A, (K, Mg)
+                sxy = acc.sxy[grp].reshape(k, cg, -1)
+                for kk in range(k):
+                    sxy[kk] -= s_c[:, None] * a[kk][None, :]
 
     def _plan(self, spatial: tuple[int, ...], out: tuple[int, ...]):
         """Padding, padded shape, one strided view per kernel offset, and a (K, positions) 0/1 matrix

@@ -154,34 +154,42 @@ class CoMoments:
         return self._rows
 
     def flush(self, pool: StatThreads | None = None) -> None:
-        """Multiply the buffered rows (float32) and add the result to the float64 sums (a Gram matrix's
-        upper triangle only, completed by ``_fold`` when the sums are read). With ``pool``, a
-        large product is cut into runs of rows, one per thread, each on one BLAS thread, and the threads'
-        results are added: the paper MLP's statistics took 1.45 s so, against 1.57 s with one call on
-        OpenBLAS's own threads (which sleep between calls here, see ``snrcli/__init__``)."""
+        """Multiply the buffered rows (float32) and add the result to the float64 sums. With ``pool``, a
+        large product's result is cut between the threads, each multiplying all the rows on one BLAS
+        thread into its own part of the sums: columns of x^T y, or bands of columns of a Gram matrix's
+        upper triangle (band t ends at P sqrt(t / T), so the bands cost the same; the lower triangle
+        is completed by ``_fold`` when the sums are read)."""
         rows, self._rows = self._rows, 0
         if not rows:
             return
         xs = self._xbuf[:rows]
         ys = None if self.gram else self._ybuf[:rows]
         self._upper = self.gram
-        work = rows * xs.shape[1] * (xs.shape[1] // 2 if ys is None else ys.shape[1])
-        n = pool.threads if (pool is not None and work >= PRODUCT_SPLIT_MIN and rows >= 8 * pool.threads
-                             and self.sxy[0].size <= SPLIT_MAX_COMOMENTS) else 1   # (a result buffer per thread)
-        if n == 1:
-            if pool is not None and work >= PRODUCT_SPLIT_MIN:
-                pool.wide()
-            self.sxy[0] += rows_product(xs, ys)   # (Gram: upper triangle, see _fold)
-            return
-        edges = [rows * t // n for t in range(n + 1)]
-        lock = threading.Lock()
+        p = xs.shape[1]
+        m = p if ys is None else ys.shape[1]
+        work = rows * p * (p // 2 if ys is None else m)
+        n = pool.threads if pool is not None and work >= PRODUCT_SPLIT_MIN and m >= 8 * pool.threads else 1
+        if ys is None:
+            edges = [round(p * math.sqrt(t / n)) for t in range(n + 1)]
+        else:
+            edges = [m * t // n for t in range(n + 1)]
+        sums = self.sxy[0]
 
-        def run(t: int) -> None:   # (a pool thread may run two indices: its scratch is added at once)
-            tmp = rows_product(xs[edges[t]:edges[t + 1]], None if ys is None else ys[edges[t]:edges[t + 1]])
-            with lock:
-                self.sxy[0] += tmp
+        def run(t: int) -> None:
+            a, b = edges[t], edges[t + 1]
+            if b <= a:
+                return
+            if ys is not None:
+                sums[:, a:b] += rows_product(xs, ys[:, a:b])
+                return
+            sums[a:b, a:b] += rows_product(xs[:, a:b])    # (upper triangle, see _fold)
+            if a:
+                sums[:a, a:b] += rows_product(xs[:, :a], xs[:, a:b])
 
-        pool.map(run, n)
+        if n > 1:
+            pool.map(run, n)
+        else:
+            run(0)
 
     def _fold(self) -> None:
         """Multiply buffered rows and complete the Gram matrix's lower triangle (before ``sxy`` is read)."""
@@ -393,7 +401,7 @@ class LayerStats:
                 axes = (0,) + tuple(range(2, x.ndim))
                 self._channels(abs_max(x, axes), count_along(x, np.not_equal, 1),
                                x.shape[0] * int(np.prod(x.shape[2:])))
-                self._conv_comoments(x, y)
+                self._conv_comoments(x, y, pool)
             unit_axis = 1
         if gate is not None:
             self._count_on(gate, tuple(y_shape), unit_axis)
@@ -556,7 +564,7 @@ class LayerStats:
             self._w32 = np.ascontiguousarray(self.layer.weight.T, dtype=np.float32)
         return x2.astype(np.float32, copy=False) @ self._w32
 
-    def _conv_comoments(self, x: np.ndarray, y: np.ndarray | None) -> None:
+    def _conv_comoments(self, x: np.ndarray, y: np.ndarray | None, pool: StatThreads | None) -> None:
         L, acc = self.layer, self.acc
         if acc.n == 0:   # shifts: the first batch's channel and unit means; input rows ordered (k, c)
             dt = work_dtype(acc.sxy[0].size, *([x] if y is None else [x, y]), exact=acc.exact)
@@ -567,7 +575,7 @@ class LayerStats:
         if self._conv is None:          # dropped by pickling
             self._conv = ConvSums(L.conv, L.in_channels, L.units)
         try:
-            self._conv.accumulate(x, y, acc)
+            self._conv.accumulate(x, y, acc, pool)
         except ValueError as e:
             raise RuntimeFailure(f"layer {L.name!r}: {e}") from e
 

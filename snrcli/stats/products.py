@@ -12,8 +12,6 @@ import threading
 
 import numpy as np
 
-from . import blas
-
 BLOCK_ROWS = 4096        # samples per float32 product; each block's result is added in float64
 FLOAT32_MIN_SIZE = 1 << 9   # float32 products only for co-moment matrices of at least this many entries
 
@@ -27,28 +25,31 @@ def work_dtype(size: int, *arrays: np.ndarray, exact: bool = False) -> type:
     return np.float32 if small and size >= FLOAT32_MIN_SIZE and not exact else np.float64
 
 
-def blocked_product(a: np.ndarray, b: np.ndarray | None, out: np.ndarray | None, add=None) -> None:
+def blocked_product(a: np.ndarray, b: np.ndarray | None, out: np.ndarray, pool=None) -> None:
     """``out += a @ b.T`` in float64, ``a`` (G, P, L) and ``b`` (G, M, L) (``b=None``: ``a`` itself,
-    a Gram matrix); float32 operands are multiplied ``BLOCK_ROWS`` samples at a time. ``add``: a
-    function given each block's (G, P, M) product instead (``out`` unused)."""
+    a Gram matrix); float32 operands are multiplied in equal blocks of at most ``BLOCK_ROWS`` samples.
+    ``pool`` (``StatThreads``): each block's rows of ``a`` are cut between its threads (not for a Gram
+    matrix, whose product by rows would cost twice its syrk)."""
     L = a.shape[-1]
-    step = BLOCK_ROWS if a.dtype == np.float32 else max(L, 1)
-    g = a.shape[0]
-    tmp = scratch("product", (g, a.shape[1], (a if b is None else b).shape[1]), a.dtype)
-    _local.pool["zero_below"] = None
+    blocks = max(1, -(-L // BLOCK_ROWS)) if a.dtype == np.float32 else 1
+    step = max(1, -(-L // blocks))
+    g, p = a.shape[0], a.shape[1]
+    tmp = scratch("block", (g, p, (a if b is None else b).shape[1]), a.dtype)
+    n = pool.threads if pool is not None and b is not None and p >= 8 * pool.threads else 1
+    edges = [p * t // n for t in range(n + 1)]
     for lo in range(0, L, step):
         ab = a[..., lo:lo + step]
         bb = ab if b is None else b[..., lo:lo + step]
-        if g == 1:
+        if n > 1:
+            pool.map(lambda t: np.matmul(ab[:, edges[t]:edges[t + 1]], bb.transpose(0, 2, 1),
+                                         out=tmp[:, edges[t]:edges[t + 1]]), n)
+        elif g == 1:
             np.matmul(ab[0], bb[0].T, out=tmp[0])
         elif ab.shape[1] == 1 and bb.shape[1] == 1:       # depthwise: one dot product per group
             np.einsum("gl,gl->g", ab[:, 0], bb[:, 0], out=tmp[:, 0, 0])
         else:
             np.matmul(ab, bb.transpose(0, 2, 1), out=tmp)
-        if add is None:
-            out += tmp
-        else:
-            add(tmp)
+        out += tmp
 
 
 def sum_middle(a: np.ndarray) -> np.ndarray:
@@ -75,24 +76,11 @@ def scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
 
 
 def rows_product(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """``a^T b`` of float32 rows ``a`` (k, n) and ``b`` (k, m), into this thread's scratch buffer. ``b=None``:
-    ``a^T a`` by BLAS syrk (half the work of a general product), its upper triangle only with zeros below
-    (numpy's OpenBLAS ``ssyrk`` called directly, see ``blas.upper_gram``), or the whole symmetric matrix
-    where that cannot be done; either way, sums of such matrices completed by ``mirror_upper`` are the
-    sums of the full products. numpy, like the direct call and unlike scipy's wrappers, releases the GIL."""
-    n = a.shape[1]
-    pool = _local.__dict__.setdefault("pool", {})
-    tmp = scratch("product", (n, n if b is None else b.shape[1]), np.float32)
-    if b is not None:
-        pool["zero_below"] = None
-        return np.matmul(a.T, b, out=tmp)
-    if pool.get("zero_below") != n:     # (the buffer last held another product)
-        tmp.fill(0)
-        pool["zero_below"] = n
-    if blas.upper_gram(np.ascontiguousarray(a), tmp):
-        return tmp
-    pool["zero_below"] = None
-    return np.matmul(a.T, a, out=tmp)
+    """``a^T b`` of float32 rows ``a`` (k, n) and ``b`` (k, m), into this thread's scratch buffer
+    (``b=None``: ``a^T a``, which numpy computes by BLAS syrk, half the work of a general product).
+    numpy releases the GIL meanwhile."""
+    tmp = scratch("product", (a.shape[1], a.shape[1] if b is None else b.shape[1]), np.float32)
+    return np.matmul(a.T, a if b is None else b, out=tmp)
 
 
 def mirror_upper(m: np.ndarray, block: int = 128) -> None:

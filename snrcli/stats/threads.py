@@ -1,12 +1,13 @@
 """Threads for the statistics of each batch.
 
-Each layer's samples in a batch are split across T threads, every thread adding
+A conv layer's items in a batch are split across T threads, every thread adding
 its share to accumulators of its own (merged when the data is done, like
-``--jobs`` shards). While they run, each BLAS call is held to cores // T threads
-(``blas``): T narrower products side by side beat one multi-threaded
-product followed by single-threaded element-wise passes (the patch copies,
-shifts and counts), which left all but one core idle. Nothing starts, and the
-BLAS is left alone, until a batch is large enough to split.
+``--jobs`` shards); a dense layer's waiting rows and buffered products are
+shared out the same way. Every BLAS call runs on one thread meanwhile
+(``blas.one_thread``): T single-threaded products side by side beat one
+multi-threaded product followed by single-threaded element-wise passes (the
+patch copies, shifts and counts), which left all but one core idle. Nothing
+starts until a batch is large enough to split.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
-
-from .blas import blas_threads
 
 MAX_DEFAULT_THREADS = 4   # default cap: every thread keeps its own co-moments for the split layers
 
@@ -36,19 +35,12 @@ def stats_threads(requested: int | None) -> int:
 
 
 class StatThreads:
-    """``pool.map(fn)`` runs ``fn(0) .. fn(n - 1)`` at once, ``fn(0)`` on the calling thread, each BLAS
-    call held to cores // n threads meanwhile. Worker threads start on first use; ``close`` ends them.
-
-    The BLAS thread count set for a ``map`` stays set after it (setting it costs a call into the
-    library, and the next batch's ``map`` wants it again): code that wants the whole BLAS between maps
-    calls ``wide()`` first. ``close`` puts back the count found at the first ``map``."""
+    """``pool.map(fn)`` runs ``fn(0) .. fn(n - 1)`` at once, ``fn(0)`` on the calling thread. Worker
+    threads start on first use; ``close`` ends them."""
 
     def __init__(self, threads: int):
         self.threads = max(1, threads)
         self._executor: ThreadPoolExecutor | None = None
-        self._blas = None
-        self._blas_found: list[int] = []   # the BLAS libraries' own thread counts, before the first map
-        self._blas_now: list[int] = []
 
     def __enter__(self) -> "StatThreads":
         return self
@@ -60,26 +52,6 @@ class StatThreads:
         if self._executor is not None:
             self._executor.shutdown()
             self._executor = None
-        self.wide()
-
-    def _blas_for(self, n: int) -> None:
-        """Hold each BLAS call to cores // n threads (n=1: the count the BLAS had before the first map)."""
-        if self._blas is None:
-            if n <= 1:
-                return        # never narrowed
-            self._blas = blas_threads()
-            self._blas_found = self._blas.get()
-            self._blas_now = self._blas_found
-        if not self._blas_found:
-            return
-        want = self._blas_found if n <= 1 else [max(1, available_cores() // n)] * len(self._blas_found)
-        if want != self._blas_now:
-            self._blas.set(want)
-            self._blas_now = want
-
-    def wide(self) -> None:
-        """Give the BLAS back its own thread count (before a large product outside ``map``)."""
-        self._blas_for(1)
 
     def map(self, fn: Callable[[int], T], n: int | None = None) -> list[T]:
         """``[fn(0), ..., fn(n - 1)]`` (n defaults to the thread count), run concurrently; the first
@@ -89,7 +61,6 @@ class StatThreads:
             return [fn(i) for i in range(n)]
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="snr-stats")
-        self._blas_for(n)
         futures = [self._executor.submit(fn, i) for i in range(1, n)]
         results: list = [None] * n
         errors: list[BaseException] = []
