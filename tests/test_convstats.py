@@ -16,6 +16,7 @@ import pytest
 from helpers import patches
 from snrcli.stats import conv as convstats
 from snrcli.stats import products
+from snrcli.stats import comoments
 from snrcli.stats import layer as stats
 from snrcli.model.convgeom import output_shape
 from snrcli.model.graph import ConvGeometry, Layer
@@ -139,7 +140,7 @@ def dense_case(n=300, p=12, m=5, offset=0.0, dtype=np.float64, seed=1):
 def test_dense_routes_equal_the_definition(monkeypatch, route, dtype, offset):
     monkeypatch.setattr(stats, "GRAM_RATIO", 1e9 if route == "gram" else 0.0)
     monkeypatch.setattr(products, "FLOAT32_MIN_SIZE", 0)
-    monkeypatch.setattr(stats, "BLOCK_ROWS", 64)          # float32 rows are buffered and flushed 64 at a time
+    monkeypatch.setattr(comoments, "BLOCK_ROWS", 64)          # float32 rows are buffered and flushed 64 at a time
     layer, x, y, want = dense_case(offset=offset, dtype=dtype)
     st = feed(layer, x, y if route == "cross" else None, [0, 1, 50, 51, 200, 300])
     assert st.route == route and stats.needs_output(layer) == (route == "cross")

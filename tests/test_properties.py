@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 import snrcli
 import snrcli.stats.products
+import snrcli.stats.comoments
 import snrcli.stats.layer
 from corpus import Conv, Dense, Flatten, Stack, npz, save, stack_model
 import reference as R
@@ -219,15 +220,16 @@ def check_against_reference(stack: Stack, x: np.ndarray, thresholds: dict, dtype
 @contextlib.contextmanager
 def split_every_batch():
     """Split even the smallest batches (conv), and dense rows' passes and products, across the statistics threads."""
-    names = ("SPLIT_MIN_WORK", "BLOCK_SPLIT_MIN", "PRODUCT_SPLIT_MIN")
-    saved = [getattr(snrcli.stats.layer, k) for k in names]
-    for k in names:
-        setattr(snrcli.stats.layer, k, 0)
+    names = [(snrcli.stats.layer, "SPLIT_MIN_WORK"), (snrcli.stats.comoments, "BLOCK_SPLIT_MIN"),
+             (snrcli.stats.comoments, "PRODUCT_SPLIT_MIN")]
+    saved = [getattr(m, k) for m, k in names]
+    for m, k in names:
+        setattr(m, k, 0)
     try:
         yield
     finally:
-        for k, v in zip(names, saved):
-            setattr(snrcli.stats.layer, k, v)
+        for (m, k), v in zip(names, saved):
+            setattr(m, k, v)
 
 
 # --------------------------------------------------------------------------- properties

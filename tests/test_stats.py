@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from snrcli.model.graph import ConvGeometry, Layer
 from helpers import patches
-from snrcli.stats import layer as stats
+from snrcli.stats import comoments
 from snrcli.stats.layer import CoMoments, LayerStats, gate_matrix
 
 
@@ -129,7 +129,7 @@ def test_float32_input_is_accumulated_in_float64():
 
 @pytest.mark.parametrize("rows, p", [(4096, 1024), (64, 784), (7, 3), (100, 1000)])
 def test_row_buffer_and_its_shift_share_a_page_offset(rows, p):
-    from snrcli.stats.layer import _buffer_and_shift
+    from snrcli.stats.comoments import _buffer_and_shift
 
     buf, vec = _buffer_and_shift(rows, p)
     assert buf.shape == (rows, p) and vec.shape == (p,) and buf.dtype == vec.dtype == np.float32
@@ -173,7 +173,7 @@ def test_float32_gram_is_whole_after_folds_and_merges(threads, monkeypatch):
     the whole Gram matrix."""
     from snrcli.stats.threads import StatThreads
 
-    monkeypatch.setattr(stats, "PRODUCT_SPLIT_MIN", 1)
+    monkeypatch.setattr(comoments, "PRODUCT_SPLIT_MIN", 1)
     pool = StatThreads(threads)
     flush = CoMoments.flush
     monkeypatch.setattr(CoMoments, "flush", lambda self, p=None: flush(self, pool))
@@ -202,7 +202,7 @@ def test_float32_gram_is_whole_after_folds_and_merges(threads, monkeypatch):
 def test_cross_products_cut_into_columns_between_threads(threads, monkeypatch):
     from snrcli.stats.threads import StatThreads
 
-    monkeypatch.setattr(stats, "PRODUCT_SPLIT_MIN", 1)
+    monkeypatch.setattr(comoments, "PRODUCT_SPLIT_MIN", 1)
     rng = np.random.default_rng(8)
     x = (rng.random((500, 30)) + 1).astype(np.float32)
     y = (rng.random((500, 70)) - 2).astype(np.float32)
@@ -327,7 +327,7 @@ def test_gate_matrix_tracks_the_unit_axis_through_size_one_axes():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 @pytest.mark.parametrize("kind", ["relu", "signed", "negative zero", "nan", "-nan", "inf", "all zero"])
 def test_abs_max_equals_the_two_pass_definition(dtype, kind):
-    from snrcli.stats.layer import abs_max
+    from snrcli.stats.passes import abs_max
     rng = np.random.default_rng(3)
     a = rng.normal(size=(7, 5, 4)).astype(dtype)
     if kind != "signed":
@@ -353,7 +353,7 @@ def test_abs_max_equals_the_two_pass_definition(dtype, kind):
 @pytest.mark.parametrize("test", [np.not_equal, np.greater])
 def test_count_along_equals_count_nonzero(shape, axis, test):
     """Byte-wide counters summed 255 rows at a time: more rows than that, widths not a multiple of 8."""
-    from snrcli.stats.layer import count_along
+    from snrcli.stats.passes import count_along
     rng = np.random.default_rng(1)
     a = (rng.normal(size=shape) * (rng.random(shape) < 0.6)).astype(np.float32)
     axes = tuple(i for i in range(a.ndim) if i != axis)

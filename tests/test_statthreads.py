@@ -13,6 +13,7 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import snrcli
+from snrcli.stats import comoments, passes
 from snrcli.stats import layer as stats
 from snrcli.analysis.accumulate import Analysis
 from snrcli.model.graph import ConvGeometry, Layer, discover
@@ -145,22 +146,22 @@ def dense_layer(p=8, m=4, transposed=False):
 
 def test_row_range_slices_across_pieces():
     a, b = np.arange(5), np.arange(5, 12)
-    got = stats._row_range([(a, None), (b, b * 2)], 3, 9)
+    got = comoments._row_range([(a, None), (b, b * 2)], 3, 9)
     assert [p[0].tolist() for p in got] == [[3, 4], [5, 6, 7, 8]]
     assert got[0][1] is None and got[1][1].tolist() == [10, 12, 14, 16]
-    assert stats._row_range([(a, None)], 5, 5) == []
+    assert comoments._row_range([(a, None)], 5, 5) == []
 
 
 @pytest.mark.parametrize("join", [0, 1 << 15])   # each piece in turn; small pieces joined first
 @pytest.mark.parametrize("p, m", [(8, 4), (6, 5)])   # the cross route, the Gram route
 def test_dense_rows_wait_then_the_threads_share_their_passes(monkeypatch, p, m, join):
-    """Rows wait (as references) until they hold PASS_VALUES values or fill the buffers' free rows; then
-    the threads share the passes over them, and the buffers are multiplied whenever they fill (each thread
-    multiplying a run of the rows); ``finish`` takes in the rest. Batches of 3-D inputs and a gate: the figures equal float64 ones fed batch by batch."""
-    monkeypatch.setattr(stats, "BLOCK_SPLIT_MIN", 0)
-    monkeypatch.setattr(stats, "PRODUCT_SPLIT_MIN", 0)
-    monkeypatch.setattr(stats, "JOIN_BELOW", join)
-    monkeypatch.setattr(stats, "BUFFER_BYTES", 0)        # 64-row buffers
+    """Rows wait (as references) until they hold PASS_VALUES values; then the threads share the passes
+    over them and their shifts into the row buffers, which are multiplied whenever they fill (each thread
+    multiplying into its columns of the sums); ``finish`` takes in the rest. Batches of 3-D inputs and a gate: the figures equal float64 ones fed batch by batch."""
+    monkeypatch.setattr(comoments, "BLOCK_SPLIT_MIN", 0)
+    monkeypatch.setattr(comoments, "PRODUCT_SPLIT_MIN", 0)
+    monkeypatch.setattr(comoments, "JOIN_BELOW", join)
+    monkeypatch.setattr(comoments, "BUFFER_BYTES", 0)        # 64-row buffers
     monkeypatch.setattr(stats, "PASS_VALUES", 40 * (p + (m if m == 4 else 0)))   # 40 rows
     monkeypatch.setattr("snrcli.stats.products.FLOAT32_MIN_SIZE", 0)
     layer = dense_layer(p, m)
@@ -168,8 +169,8 @@ def test_dense_rows_wait_then_the_threads_share_their_passes(monkeypatch, p, m, 
     assert st.route == ("cross" if m == 4 else "gram")
     rng = np.random.default_rng(5)
     xs = [np.maximum(rng.standard_normal((k, 3, p)), 0).astype(np.float32) for k in (7, 9, 2, 12, 1, 15)]
-    # rows: 21 wait; 48 >= 40: passes, pending 48; 6 wait; 6 + 36 >= 16 free: 16 fill the buffers (product),
-    # 26 pending; 3 wait; 3 + 45 >= 38 free: 38 fill the buffers (product), 10 pending
+    # rows: 21 wait; 48 >= 40: passes, pending 48; 6 wait; 42 >= 40: 16 fill the buffers (product),
+    # 26 pending; 3 wait; 48 >= 40: 38 fill the buffers (product), 10 pending
     expect = [(21, 0, 0), (0, 48, 0), (6, 48, 0), (0, 26, 64), (3, 26, 64), (0, 10, 128)]
     with StatThreads(3) as pool:
         for x, (waiting, pending, multiplied) in zip(xs, expect):
@@ -214,7 +215,7 @@ def test_float64_route_rows_wait_and_give_the_figures_of_each_batch_alone(monkey
 def test_counted_positives_equal_numpys_whatever_the_signs(monkeypatch, blocked):
     """``count_positive``: values > 0 per input feature. Runs without a sign bit or NaN reuse the non-zero
     count; negative values, -0.0 and NaN make a run count them apart."""
-    monkeypatch.setattr(stats, "BLOCK_SPLIT_MIN", 0)
+    monkeypatch.setattr(comoments, "BLOCK_SPLIT_MIN", 0)
     monkeypatch.setattr(stats, "PASS_VALUES", 0)
     monkeypatch.setattr("snrcli.stats.products.FLOAT32_MIN_SIZE", 0 if blocked else 1 << 30)
     rng = np.random.default_rng(11)
@@ -231,7 +232,7 @@ def test_counted_positives_equal_numpys_whatever_the_signs(monkeypatch, blocked)
     every = np.concatenate([relu, signed, odd, relu[:3]])
     np.testing.assert_array_equal(st.positive, np.count_nonzero(every > 0, axis=0))
     assert not np.array_equal(st.positive, st.channel_nonzero)     # the signed rows told them apart
-    assert stats.abs_max_sign_free(relu, (0,))[1] and not stats.abs_max_sign_free(odd, (0,))[1]
+    assert passes.abs_max_sign_free(relu, (0,))[1] and not passes.abs_max_sign_free(odd, (0,))[1]
 
 
 def test_a_gate_read_as_the_next_layers_input_is_counted_there(monkeypatch):
@@ -259,8 +260,8 @@ def test_a_gate_read_as_the_next_layers_input_is_counted_there(monkeypatch):
 def test_joined_pieces():
     a, b = np.arange(6.0).reshape(3, 2), np.arange(4.0).reshape(2, 2)
     one = [(a, None, a[:, :1])]
-    assert stats._joined(one) is one
-    (x, y, g), = stats._joined([(a, None, a[:, :1]), (b, None, b[:, :1])])
+    assert comoments._joined(one) is one
+    (x, y, g), = comoments._joined([(a, None, a[:, :1]), (b, None, b[:, :1])])
     np.testing.assert_array_equal(x, np.r_[a, b])
     assert y is None and g.shape == (5, 1)
 
@@ -371,7 +372,8 @@ def test_file_hash_matches_hashlib_and_can_stop(tmp_path):
 def test_a_dense_product_is_cut_between_threads_by_columns(monkeypatch, gram):
     """Each thread multiplies every buffered row into its own columns of the sums (bands of a Gram
     matrix's upper triangle): no result buffer per thread, so no size cap; too few columns stay whole."""
-    monkeypatch.setattr(stats, "PRODUCT_SPLIT_MIN", 0)
+    monkeypatch.setattr(comoments, "PRODUCT_SPLIT_MIN", 0)
+    monkeypatch.setattr("snrcli.stats.products.FLOAT32_MIN_SIZE", 0)
     rng = np.random.default_rng(2)
     calls = []
 
@@ -384,28 +386,24 @@ def test_a_dense_product_is_cut_between_threads_by_columns(monkeypatch, gram):
         x = rng.random((200, m if gram else 12), dtype=np.float32)
         y = None if gram else rng.random((200, m), dtype=np.float32)
         calls.clear()
-        acc = stats.CoMoments(x.shape[1], m, gram=gram)
-        acc.set_shift(np.zeros(x.shape[1]), np.zeros(m))
+        acc = comoments.CoMoments(x.shape[1], m, gram=gram)
         with Counting(3) as pool:
-            acc.buffer_rows()
-            acc._xbuf[:200] = x
-            if not gram:
-                acc._ybuf[:200] = y
-            acc.add_rows(200, x.sum(axis=0, dtype=np.float64), None if gram else y.sum(axis=0, dtype=np.float64),
-                         pool)
+            acc.add_rows([(x, y)], pool)
+            calls.clear()                             # (the rows' shifts: too few values to share out)
             acc.flush(pool)
         assert calls == expect
-        want = x.T.astype(np.float64) @ (x if gram else y)
-        acc.cov()                                     # (completes a Gram matrix's lower triangle)
-        np.testing.assert_allclose(acc.sxy[0], want, rtol=1e-5)
+        xc = x.astype(np.float64) - x.mean(axis=0)
+        want = xc.T @ (xc if gram else y - y.mean(axis=0, dtype=np.float64)) / 200
+        np.testing.assert_allclose(acc.cov()[0], want, rtol=1e-5, atol=1e-7)
 
 
 def test_a_transposed_dense_input_waits_and_gives_the_float64_figures(monkeypatch):
     """Gemm(transA=1) reads its input as x.T: the waiting rows are transposed views, and the passes and
     products over them give the float64 figures."""
-    monkeypatch.setattr(stats, "BLOCK_SPLIT_MIN", 0)
-    monkeypatch.setattr(stats, "PRODUCT_SPLIT_MIN", 0)
-    monkeypatch.setattr(stats, "BUFFER_BYTES", 0)        # 64-row buffers
+    monkeypatch.setattr(comoments, "BLOCK_SPLIT_MIN", 0)
+    monkeypatch.setattr(comoments, "PRODUCT_SPLIT_MIN", 0)
+    monkeypatch.setattr(comoments, "BUFFER_BYTES", 0)        # 64-row buffers
+    monkeypatch.setattr(stats, "PASS_VALUES", 60 * 40)        # rows wait until 60 of them
     layer = dense_layer(40, 20, transposed=True)         # 800 co-moments: float32 products
     st, exact = LayerStats(layer), LayerStats(layer, exact=True)
     rng = np.random.default_rng(9)
