@@ -111,9 +111,13 @@ def _switch_off(names: str) -> None:
 
             blas.upper_gram = lambda a, out: False
         elif name == "rowbuf":       # dense rows multiplied batch by batch (256 rows), not 4,096 at a time
-            import snrcli.stats.layer as layer
+            import snrcli.stats.comoments as comoments
 
-            layer.BLOCK_ROWS = 256
+            comoments.BLOCK_ROWS = 256
+        elif name == "direct-blas":  # threadpoolctl sets the BLAS thread counts (its scan of the libraries)
+            import snrcli.stats.blas as blas
+
+            blas._mapped_openblas = lambda: []
         else:
             raise SystemExit(f"SNR_BENCH_OFF: unknown {name!r}")
 
@@ -252,7 +256,7 @@ def main(argv=None) -> int:
     ap.add_argument("--whole", action="store_true", help="also time whole processes (the snr command)")
     ap.add_argument("--import-order", action="store_true", help="also time snrcli.analyze with numpy imported first")
     ap.add_argument("--off", metavar="NAMES", help="instead of the tables: snr with and without each piece of speed "
-                    "machinery (threads, aside, ssyrk, rowbuf), interleaved")
+                    "machinery (threads, aside, rowbuf, direct-blas), interleaved")
     ap.add_argument("--keep", metavar="DIR", help="build models and data here and keep them")
     ap.add_argument("--snr-path", metavar="DIR", help="import snrcli from DIR in the snr runs (compare versions)")
     args = ap.parse_args(argv)

@@ -285,6 +285,37 @@ def test_conv_batches_split_by_item(monkeypatch):
     assert st.split(x, y, y[:, :1], 2) is None
 
 
+def test_a_conv_layer_too_large_to_split_by_items_shares_its_products(monkeypatch):
+    """A conv layer with more than SPLIT_MAX_COMOMENTS co-moments keeps one accumulator: each of its
+    products is cut by rows between the threads instead (the BLAS runs on one thread during an
+    analysis), with the figures of one thread."""
+    monkeypatch.setattr(stats, "SPLIT_MIN_WORK", 0)
+    monkeypatch.setattr(stats, "SPLIT_MAX_COMOMENTS", 0)
+    monkeypatch.setattr(stats, "GRAM_RATIO", 0.0)                 # the conv route (x^T y)
+    g = ConvGeometry(kernel=(3, 3), strides=(1, 1), dilations=(1, 1), pads=(1, 1, 1, 1), auto_pad="NOTSET", group=1)
+    w = np.random.default_rng(3).standard_normal((4, 18))
+    layer = Layer(index=1, name="c", op="Conv", input="x", output="y", weight=w, conv=g, gate=None)
+    rng = np.random.default_rng(4)
+    x = (rng.random((6, 2, 5, 5)) + 3).astype(np.float32)
+    y = rng.standard_normal((6, 4, 5, 5)).astype(np.float32)
+    info = type("Info", (), {"layers": [layer], "accuracy_output": None})()
+    maps = []
+
+    class Counting(StatThreads):
+        def map(self, fn, n=None):
+            maps.append(n)
+            return super().map(fn, n)
+
+    monkeypatch.setattr("snrcli.stats.products.FLOAT32_MIN_SIZE", 0)
+    shared, alone = Analysis(info), Analysis(info)
+    with Counting(2) as pool:
+        shared.update({"x": x}, {"y": y}, 6, None, None, pool)
+    alone.update({"x": x}, {"y": y}, 6, None, None)
+    assert maps and shared.parts == {}                           # products shared, one accumulator
+    fa, fb = shared.stats[0].finish(), alone.stats[0].finish()
+    np.testing.assert_allclose(fa.cov[0], fb.cov[0], rtol=1e-6, atol=1e-7)
+
+
 # --------------------------------------------------------------------------- end to end
 
 @pytest.mark.parametrize("model", ["digits_cnn.onnx", "digits_mlp.onnx"])
