@@ -114,6 +114,10 @@ def _switch_off(names: str) -> None:
             import snrcli.stats.comoments as comoments
 
             comoments.BLOCK_ROWS = 256
+        elif name == "wait":         # dense rows taken in batch by batch instead of waiting for ~1M values
+            import snrcli.stats.layer as layer
+
+            layer.PASS_VALUES = layer.SMALL_PASS_VALUES = 0
         elif name == "direct-blas":  # threadpoolctl sets the BLAS thread counts (its scan of the libraries)
             import snrcli.stats.blas as blas
 
@@ -256,9 +260,10 @@ def main(argv=None) -> int:
     ap.add_argument("--whole", action="store_true", help="also time whole processes (the snr command)")
     ap.add_argument("--import-order", action="store_true", help="also time snrcli.analyze with numpy imported first")
     ap.add_argument("--off", metavar="NAMES", help="instead of the tables: snr with and without each piece of speed "
-                    "machinery (threads, aside, rowbuf, direct-blas), interleaved")
+                    "machinery (threads, aside, rowbuf, wait, direct-blas), interleaved")
     ap.add_argument("--keep", metavar="DIR", help="build models and data here and keep them")
     ap.add_argument("--snr-path", metavar="DIR", help="import snrcli from DIR in the snr runs (compare versions)")
+    ap.add_argument("--before", metavar="DIR", help="also run the snrcli in DIR, interleaved, and show its ratios")
     args = ap.parse_args(argv)
     if args.child:
         mode, model, data, batch = args.child
@@ -303,16 +308,21 @@ def main(argv=None) -> int:
                     print(f"# {w.key}: {name} off / on: wall {r['b_s']:.2f} / {r['a_s']:.2f} s, {ratio_cell(r)}; "
                           f"CPU {r['b_cpu_s']:.2f} / {r['a_cpu_s']:.2f} s", file=sys.stderr)
                 continue
-            runs: dict[str, list[dict]] = {"ort": [], "snr": [], "numpy-first": [], "ort process": [],
-                                           "snr process": []}
+            runs: dict[str, list[dict]] = {k: [] for k in ("ort", "snr", "numpy-first", "ort process", "snr process",
+                                                           "before", "before process")}
             for _ in range(repeat):  # interleaved, so load from other users hits every side alike
                 runs["ort"].append(run_child("ort", model, data[1], w.batch))
                 runs["snr"].append(run_child("snr", model, data[1], w.batch, snr_path=sp))
+                if args.before:
+                    runs["before"].append(run_child("snr", model, data[1], w.batch, snr_path=args.before))
                 if args.import_order:
                     runs["numpy-first"].append(run_child("snr-numpy-first", model, data[1], w.batch, snr_path=sp))
                 if args.whole:
                     runs["ort process"].append(run_process("ort", model, data[1], w.batch))
                     runs["snr process"].append(run_process("snr", model, data[1], w.batch, snr_path=sp))
+                    if args.before:
+                        runs["before process"].append(run_process("snr", model, data[1], w.batch,
+                                                                  snr_path=args.before))
             big = run_child("snr", model, data[10], w.batch, snr_path=sp) if 10 in data else None
             res = {"key": w.key, "workload": w.title, "kind": w.kind, "items": items, "batch": w.batch,
                    "target": w.target, "in_process": pairs_summary(runs["ort"], runs["snr"]),
@@ -328,6 +338,10 @@ def main(argv=None) -> int:
                 res["whole_process"] = pairs_summary(runs["ort process"], runs["snr process"])
             if args.import_order:
                 res["numpy_first"] = pairs_summary(runs["snr"], runs["numpy-first"])
+            if args.before:
+                res["before"] = pairs_summary(runs["ort"], runs["before"])
+                if args.whole:
+                    res["before_process"] = pairs_summary(runs["ort process"], runs["before process"])
             results.append(res)
             r = res["in_process"]
             print(f"# {w.key}: ort {r['a_s']:.2f}s snr {r['b_s']:.2f}s ratio {ratio_cell(r)}, CPU ratio "
@@ -348,24 +362,28 @@ def main(argv=None) -> int:
     print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; python {info['python']}, "
           f"numpy {info['numpy']}, onnxruntime {info['onnxruntime']}; times: median of {repeat} run(s); "
           "ratio: median (range) of snr / onnxruntime over adjacent pairs of runs; CPU: user + system"
-          + (f"; snrcli from {sp}" if sp else ""))
+          + (f"; snrcli from {sp}" if sp else "") + (f"; before: snrcli from {args.before}" if args.before else ""))
     rows = []
     for r in results:
-        ip = r["in_process"]
-        miss = [] if ip["ratio"] <= r["target"] else ["in-process"]
+        ip, target = r["in_process"], r["target"] or float("inf")
+        miss = [] if ip["ratio"] <= target else ["in-process"]
         row = [r["workload"], r["items"], r["batch"], f"{ip['a_s']:.2f}", f"{ip['b_s']:.2f}", ratio_cell(ip),
                f"{ip['cpu_ratio']:.2f}"]
         if args.whole:
             wp = r["whole_process"]
-            miss += [] if wp["ratio"] <= r["target"] else ["whole"]
+            miss += [] if wp["ratio"] <= target else ["whole"]
             row += [f"{wp['a_s']:.2f}", f"{wp['b_s']:.2f}", ratio_cell(wp), f"{wp['cpu_ratio']:.2f}"]
-        row += [f"<= {r['target']:.1f}" + (" MISS " + ",".join(miss) if miss else ""),
+        if args.before:
+            row += [ratio_cell(r["before"])] + ([ratio_cell(r["before_process"])] if args.whole else [])
+        row += [("-" if r["target"] is None else f"<= {r['target']:.1f}") + (" MISS " + ",".join(miss) if miss else ""),
                 f"{r['snr_peak_rss_mb']:.0f}",
                 "-" if r["rss10_growth"] is None else f"{100 * r['rss10_growth']:+.1f}%"]
         rows.append(row)
     head = ["workload", "items", "batch", "ort s", "snr s", "ratio (range)", "CPU ratio"]
     if args.whole:
         head += ["ort proc s", "snr proc s", "process ratio (range)", "proc CPU ratio"]
+    if args.before:
+        head += ["before ratio"] + (["before process ratio"] if args.whole else [])
     head += ["target", "RSS MB", "RSS 10x"]
     table(head, rows)
     if args.import_order:

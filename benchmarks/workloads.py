@@ -154,7 +154,7 @@ def cifar_cnn() -> onnx.ModelProto:
 class Workload:
     key: str
     title: str
-    kind: str                 # "dense" or "conv": which ratio target applies
+    kind: str                 # "dense" or "conv": which ratio target applies ("start-up": none)
     build: Callable[[], onnx.ModelProto] | None
     item: tuple[int, ...]
     items: int                # 1x data set
@@ -162,12 +162,14 @@ class Workload:
     batch: int = 256
 
     @property
-    def target(self) -> float:
-        return 2.0 if self.kind == "dense" else 3.0
+    def target(self) -> float | None:
+        """The ratio target; None for the sample digits, whose 10 ms of inference makes a ratio measure
+        start-up, not analysis."""
+        return {"dense": 2.0, "conv": 3.0}.get(self.kind)
 
 
 WORKLOADS = [
-    Workload("digits", "(a) sample digits MLP 64-32-16-10", "dense", None, (1, 8, 8), 540, 540),
+    Workload("digits", "(a) sample digits MLP 64-32-16-10", "start-up", None, (1, 8, 8), 540, 540),
     Workload("mlp", "(b) paper MLP 784-1024-1000-10", "dense", paper_mlp, (784,), 60000, 2048),
     Workload("cnn5", "(c) 5-layer CNN 32x32x3", "conv", cnn5, (3, 32, 32), 5000, 512),
     Workload("resnet18", "(d) ResNet-18 64x64x3", "conv", resnet18, (3, 64, 64), 512, 64, batch=64),
