@@ -101,11 +101,6 @@ def _switch_off(names: str) -> None:
             import snrcli.analysis.stream as stream
 
             stream.stats_threads = lambda requested: 1
-        elif name == "aside":        # hashes and weight baselines on the calling thread, when asked
-            import snrcli.aside as aside
-
-            init = aside.Aside.__init__
-            aside.Aside.__init__ = lambda self, fn, *a, start=True, **k: init(self, fn, *a, start=False, **k)
         elif name == "ssyrk":        # numpy's a.T @ a instead of the direct ssyrk
             import snrcli.stats.blas as blas
 
@@ -260,7 +255,7 @@ def main(argv=None) -> int:
     ap.add_argument("--whole", action="store_true", help="also time whole processes (the snr command)")
     ap.add_argument("--import-order", action="store_true", help="also time snrcli.analyze with numpy imported first")
     ap.add_argument("--off", metavar="NAMES", help="instead of the tables: snr with and without each piece of speed "
-                    "machinery (threads, aside, rowbuf, wait, direct-blas), interleaved")
+                    "machinery (threads, rowbuf, wait, direct-blas), interleaved")
     ap.add_argument("--keep", metavar="DIR", help="build models and data here and keep them")
     ap.add_argument("--snr-path", metavar="DIR", help="import snrcli from DIR in the snr runs (compare versions)")
     ap.add_argument("--before", metavar="DIR", help="also run the snrcli in DIR, interleaved, and show its ratios")

@@ -49,3 +49,21 @@ def test_a_model_with_external_data_gives_no_bytes(tmp_path):
     loaded, raw = load_model_bytes(tmp_path / "m.onnx")
     assert raw is None
     assert {t.name for t in loaded.graph.initializer} == {t.name for t in model.graph.initializer}
+
+
+def test_the_report_records_each_files_sha256(tmp_path):
+    import hashlib
+    import shutil
+
+    import snrcli
+
+    samples = Path(__file__).resolve().parent.parent / "sample_models"
+    model, data = tmp_path / "m.onnx", tmp_path / "d.npz"
+    shutil.copy(samples / "digits_mlp.onnx", model)
+    shutil.copy(samples / "digits_test.npz", data)
+    from snrcli.model.modelfile import file_sha256
+
+    assert file_sha256(data, chunk=1000) == hashlib.sha256(data.read_bytes()).hexdigest()   # many chunks
+    d = snrcli.analyze(model, data).to_dict()
+    assert d["model"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert d["data"]["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()

@@ -373,32 +373,6 @@ def test_a_small_run_starts_no_thread(monkeypatch):
     assert report.to_dict()["data"]["samples"] == 540
 
 
-# --------------------------------------------------------------------------- hashing on the side
-
-def test_file_hash_matches_hashlib_and_can_stop(tmp_path):
-    import hashlib
-    import os
-    from snrcli.model.modelfile import FileHash
-
-    f = tmp_path / "big.bin"
-    f.write_bytes(os.urandom(9 << 20))
-    on_the_side = FileHash(f)
-    assert on_the_side._thread is not None and on_the_side.result() == hashlib.sha256(f.read_bytes()).hexdigest()
-    small = tmp_path / "small.bin"
-    small.write_bytes(b"abc")
-    when_asked = FileHash(small)
-    assert when_asked._thread is None and when_asked.result() == hashlib.sha256(b"abc").hexdigest()
-    stopped = FileHash(f)
-    stopped.cancel()
-    assert stopped.result() in ("", hashlib.sha256(f.read_bytes()).hexdigest())
-    with pytest.raises(FileNotFoundError):
-        FileHash(tmp_path / "missing").result()
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    lazy = FileHash(fifo)                 # not read until asked: reading would take a pipe's data
-    assert lazy._thread is None
-
-
 @pytest.mark.parametrize("gram", [False, True])
 def test_a_dense_product_is_cut_between_threads_by_columns(monkeypatch, gram):
     """Each thread multiplies every buffered row into its own columns of the sums (bands of a Gram

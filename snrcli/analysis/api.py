@@ -18,16 +18,15 @@ import onnx
 import onnxruntime as ort
 
 from .. import __version__
-from ..aside import Aside
 from ..errors import ModelError, UsageError
 from ..model.graph import GraphInfo
-from ..model.modelfile import FileHash
+from ..model.modelfile import file_sha256
 from ..reports.report import Report
 from ..stats.blas import one_thread
 from .accumulate import Analysis, layer_result
 from .baselines import weight_baselines
 from .metrics import network_figures
-from .settings import (ASIDE_MIN_WEIGHTS, DEFAULT_BATCH_SIZE, DEFAULT_MIN_ACTIVITY, DEFAULT_MIN_LEVEL,
+from .settings import (DEFAULT_BATCH_SIZE, DEFAULT_MIN_ACTIVITY, DEFAULT_MIN_LEVEL,
                        DEFAULT_PRECISION, PRECISIONS, Settings)
 from .stream import prepare, run_range
 
@@ -67,25 +66,15 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
         if warn:
             warn(msg)
 
-    model_path, data_path = str(model), str(data)
-    hashes = {"model": FileHash(model_path), "data": FileHash(data_path)}   # on an idle core meanwhile
-    try:
-        with one_thread():   # snr's statistics threads are the parallelism (see snrcli.stats.blas)
-            return _analyze(model_path, data_path, settings, hashes, jobs=jobs, scheduler=scheduler,
-                            progress=progress, note=note, warnings=warnings, command=command)
-    finally:
-        for h in hashes.values():
-            h.cancel()          # (a no-op once finished)
+    with one_thread():   # snr's statistics threads are the parallelism (see snrcli.stats.blas)
+        return _analyze(str(model), str(data), settings, jobs=jobs, scheduler=scheduler, progress=progress,
+                        note=note, warnings=warnings, command=command)
 
 
-def _analyze(model_path: str, data_path: str, settings: Settings, hashes: dict[str, FileHash], *, jobs: int,
-             scheduler: str | None, progress: Progress | None, note: Warn, warnings: list[str],
-             command: str | None) -> Report:
+def _analyze(model_path: str, data_path: str, settings: Settings, *, jobs: int, scheduler: str | None,
+             progress: Progress | None, note: Warn, warnings: list[str], command: str | None) -> Report:
     batch_size = settings.batch_size
     proto, info, ds, source = prepare(model_path, data_path, settings)
-    weights = [L.weight for L in info.layers]
-    big = sum(w.size for w in weights) >= ASIDE_MIN_WEIGHTS
-    aside = {**hashes, "baselines": Aside(_weight_baselines, weights, start=big)}
     # Said once the first batch has run: a model that does not load ends in one error line.
     pending = list(ds.notes)
     if ds.fixed_batch and ds.fixed_batch != batch_size:
@@ -123,28 +112,22 @@ def _analyze(model_path: str, data_path: str, settings: Settings, hashes: dict[s
     flush()
     return build_report(info, analysis, model_path=model_path, data_path=data_path, ds=ds, settings=settings,
                         warnings=warnings, note=note, command=command,
-                        execution={"jobs": jobs, "scheduler": scheduler},
-                        aside=aside)
-
-
-def _weight_baselines(weights: list[np.ndarray]) -> dict[str, float | None]:
-    with np.errstate(all="ignore"):   # (per thread) an overflow gives a null baseline, not a warning
-        return weight_baselines(weights)
+                        execution={"jobs": jobs, "scheduler": scheduler})
 
 
 def build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_path: str, ds,
                  settings: Settings, warnings: list[str], note: Warn, command: str | None,
-                 execution: dict[str, Any], aside: dict[str, Aside]) -> Report:
-    """Finish the statistics into figures and wrap them in a ``Report``."""
-    with np.errstate(all="ignore"):
+                 execution: dict[str, Any]) -> Report:
+    """Finish the statistics into figures, add the weight baselines and the files' hashes, and wrap
+    them in a ``Report``."""
+    with np.errstate(all="ignore"):   # an overflow gives a null figure or baseline, not a warning
         return _build_report(info, analysis, model_path=model_path, data_path=data_path, ds=ds,
-                             settings=settings, warnings=warnings, note=note, command=command, execution=execution,
-                             aside=aside)
+                             settings=settings, warnings=warnings, note=note, command=command, execution=execution)
 
 
 def _build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_path: str, ds,
                   settings: Settings, warnings: list[str], note: Warn, command: str | None,
-                  execution: dict[str, Any], aside: dict[str, Aside]) -> Report:
+                  execution: dict[str, Any]) -> Report:
     analysis.settle_gates()
     layers = [layer_result(L, st, min_level=settings.min_level, min_activity=settings.min_activity)
               for L, st in zip(info.layers, analysis.stats)]
@@ -162,15 +145,15 @@ def _build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_
         accuracy = analysis.correct / analysis.labelled
     baselines = {"mean_max_softmax": analysis.confidence_sum / analysis.scored
                  if analysis.scored and not analysis.score_problem else None,
-                 **aside["baselines"].result()}
+                 **weight_baselines([L.weight for L in info.layers])}
     recorded = asdict(settings)
     for machine_only in ("providers", "threads", "custom_op_library"):
         recorded.pop(machine_only)
     recorded["batch_size"] = ds.fixed_batch or (1 if ds.per_item else settings.batch_size)
     return Report(
         tool={"name": "snr", "version": __version__},
-        model={"path": model_path, "sha256": aside["model"].result()},
-        data={"path": data_path, "sha256": aside["data"].result(), "samples": ds.items, "arrays": ds.keys,
+        model={"path": model_path, "sha256": file_sha256(model_path)},
+        data={"path": data_path, "sha256": file_sha256(data_path), "samples": ds.items, "arrays": ds.keys,
               "labels": ds.label_format, "dropped_nonfinite": ds.dropped_nonfinite},
         settings=recorded,
         layers=layers,

@@ -10,7 +10,6 @@ DEFAULT_MIN_LEVEL = 0.01
 DEFAULT_MIN_ACTIVITY = 0.01
 PRECISIONS = ("mixed", "float64")   # products of float32 activations: float32 blocks summed in float64, or float64
 DEFAULT_PRECISION = "mixed"
-ASIDE_MIN_WEIGHTS = 1 << 20   # weight baselines on a side thread from this many weights (else when asked)
 
 
 @dataclass(frozen=True)

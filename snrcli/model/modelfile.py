@@ -9,43 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from pathlib import Path
 
 import onnx
 from onnx import external_data_helper
 
-from ..aside import Aside
 from ..errors import ModelError
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20, stop: threading.Event | None = None) -> str:
-    """The sha256 of a file, read in chunks (``stop`` set: give up, return "")."""
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file, read in chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        while not (stop is not None and stop.is_set()):
-            block = f.read(chunk)
-            if not block:
-                return h.hexdigest()
+        while block := f.read(chunk):
             h.update(block)
-    return ""
-
-
-ASIDE_MIN_BYTES = 8 << 20   # smaller files are hashed when asked: a thread's GIL hand-overs cost more
-
-
-class FileHash(Aside):
-    """A file's sha256 on a side thread (0.7 s per GB on its own); ``cancel()`` stops it early. Small
-    files, and anything but a regular file (a pipe: reading it would take the data), are read only when
-    ``result()`` asks."""
-
-    def __init__(self, path: str | os.PathLike):
-        self._stop = threading.Event()
-        big = os.path.isfile(path) and os.path.getsize(path) >= ASIDE_MIN_BYTES
-        super().__init__(file_sha256, path, stop=self._stop, start=big)
-
-    def cancel(self) -> None:
-        self._stop.set()
+    return h.hexdigest()
 
 
 def _external_tensors(model: onnx.ModelProto):
