@@ -101,10 +101,6 @@ def _switch_off(names: str) -> None:
             import snrcli.analysis.stream as stream
 
             stream.stats_threads = lambda requested: 1
-        elif name == "ssyrk":        # numpy's a.T @ a instead of the direct ssyrk
-            import snrcli.stats.blas as blas
-
-            blas.upper_gram = lambda a, out: False
         elif name == "rowbuf":       # dense rows multiplied batch by batch (256 rows), not 4,096 at a time
             import snrcli.stats.comoments as comoments
 
@@ -113,10 +109,6 @@ def _switch_off(names: str) -> None:
             import snrcli.stats.layer as layer
 
             layer.PASS_VALUES = layer.SMALL_PASS_VALUES = 0
-        elif name == "direct-blas":  # threadpoolctl sets the BLAS thread counts (its scan of the libraries)
-            import snrcli.stats.blas as blas
-
-            blas._mapped_openblas = lambda: []
         else:
             raise SystemExit(f"SNR_BENCH_OFF: unknown {name!r}")
 
@@ -255,7 +247,7 @@ def main(argv=None) -> int:
     ap.add_argument("--whole", action="store_true", help="also time whole processes (the snr command)")
     ap.add_argument("--import-order", action="store_true", help="also time snrcli.analyze with numpy imported first")
     ap.add_argument("--off", metavar="NAMES", help="instead of the tables: snr with and without each piece of speed "
-                    "machinery (threads, rowbuf, wait, direct-blas), interleaved")
+                    "machinery (threads, rowbuf, wait), interleaved")
     ap.add_argument("--keep", metavar="DIR", help="build models and data here and keep them")
     ap.add_argument("--snr-path", metavar="DIR", help="import snrcli from DIR in the snr runs (compare versions)")
     ap.add_argument("--before", metavar="DIR", help="also run the snrcli in DIR, interleaved, and show its ratios")

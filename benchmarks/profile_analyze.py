@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/profile_analyze.py MODEL DATA [--batch 256] [--limit N]
         [--cprofile [--top 25]]
 
+(``SNR_BENCH_SNRCLI=DIR`` profiles the ``snrcli`` package in DIR instead.)
+
 Times plain onnxruntime over the same batches first, then one ``analyze`` with
 timers around its phases (default) or under cProfile (``--cprofile``, which
 sees the calling thread only). The phase table gives, per layer, its route and
@@ -22,12 +24,22 @@ import pstats
 import threading
 import time
 
+import importlib
+import os
+import sys
+
 import numpy as np
 import onnxruntime as ort
 
-from snrcli.analysis import accumulate, runner
-from snrcli.analysis.api import analyze
-from snrcli.stats import conv, layer, products, threads
+if os.environ.get("SNR_BENCH_SNRCLI"):   # another copy of snrcli (see analyze_vs_inference.py --snr-path)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from analyze_vs_inference import _use_snrcli_from
+
+    _use_snrcli_from(os.environ["SNR_BENCH_SNRCLI"])
+
+from snrcli.analysis import accumulate, runner  # noqa: E402
+from snrcli.analysis.api import analyze  # noqa: E402
+from snrcli.stats import threads  # noqa: E402
 
 
 def plain(model: str, data: str, batch: int, limit: int | None) -> float:
@@ -131,7 +143,11 @@ class Phases:
         self.wrap_wall(runner.Runner, "run", "onnxruntime")
         self.wrap_wall(accumulate.Analysis, "update", "statistics")
         self.wrap_wall(accumulate.Analysis, "drain", "statistics")
-        for owner in (conv, layer, products):
+        for module in ("comoments", "conv", "layer", "products"):
+            try:
+                owner = importlib.import_module(f"snrcli.stats.{module}")
+            except ImportError:
+                continue
             for name in ("blocked_product", "rows_product"):
                 if hasattr(owner, name):
                     self.wrap_product(owner, name)

@@ -92,43 +92,6 @@ def test_an_analysis_runs_its_blas_on_one_thread(monkeypatch):
     assert seen and all(s == {1} for s in seen)
 
 
-def test_blas_threads_fall_back_to_threadpoolctl(monkeypatch):
-    """Where numpy's OpenBLAS cannot be found among the mapped libraries (not Linux, another BLAS),
-    threadpoolctl reads and sets the thread counts."""
-    from snrcli.stats import blas
-
-    if not blas_threads():
-        pytest.skip("no BLAS that threadpoolctl can see")
-    monkeypatch.setattr(blas, "_mapped_openblas", lambda: [])
-    b = blas.BlasThreads()
-    assert b._tpc and not b._libs
-    with threadpool_limits(limits=2, user_api="blas"):
-        b.set(1)
-        assert set(blas_threads()) == {1} and set(b.get()) == {1}
-
-
-def test_blas_threads_are_read_and_set_directly():
-    """``snrcli.stats.blas`` finds numpy's and scipy's OpenBLAS without threadpoolctl's scan, and sets what
-    threadpoolctl reads."""
-    import scipy.linalg  # noqa: F401 - its BLAS loaded, as the weight baselines load it
-    from snrcli.stats.blas import BlasThreads, _mapped_openblas
-
-    before = blas_threads()
-    if not before:
-        pytest.skip("no BLAS that threadpoolctl can see")
-    b = BlasThreads()
-    assert b.found and sorted(b.get()) == sorted(before)
-    if _mapped_openblas():   # the direct route (Linux, the wheels' OpenBLAS): numpy's first, then scipy's
-        assert [pkg for pkg, _ in _mapped_openblas()] == ["numpy", "scipy"][:len(b.get())]
-    own = b.get()
-    try:
-        b.set(1)
-        assert set(blas_threads()) == {1} and set(b.get()) == {1}
-    finally:
-        b.set(own)
-    assert blas_threads() == before
-
-
 def test_default_thread_count(monkeypatch):
     monkeypatch.setattr("snrcli.stats.threads.available_cores", lambda: 64)
     assert stats_threads(None) == 4 and stats_threads(3) == 3

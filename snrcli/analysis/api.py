@@ -22,7 +22,6 @@ from ..errors import ModelError, UsageError
 from ..model.graph import GraphInfo
 from ..model.modelfile import file_sha256
 from ..reports.report import Report
-from ..stats.blas import one_thread
 from .accumulate import Analysis, layer_result
 from .baselines import weight_baselines
 from .metrics import network_figures
@@ -66,9 +65,8 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
         if warn:
             warn(msg)
 
-    with one_thread():   # snr's statistics threads are the parallelism (see snrcli.stats.blas)
-        return _analyze(str(model), str(data), settings, jobs=jobs, scheduler=scheduler, progress=progress,
-                        note=note, warnings=warnings, command=command)
+    return _analyze(str(model), str(data), settings, jobs=jobs, scheduler=scheduler, progress=progress,
+                    note=note, warnings=warnings, command=command)
 
 
 def _analyze(model_path: str, data_path: str, settings: Settings, *, jobs: int, scheduler: str | None,

@@ -79,7 +79,9 @@ def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: 
     runner = Runner(proto, _needed(info), providers=list(settings.providers) if settings.providers else None,
                     threads=settings.threads, custom_op_library=settings.custom_op_library, source=source)
     labels = ds.labels
-    with StatThreads(stats_threads(settings.threads)) as pool, np.errstate(all="ignore"):
+    # the statistics threads are the parallelism: a multi-threaded BLAS call would leave OpenBLAS's
+    # threads spinning into onnxruntime's time (see snrcli.stats.blas)
+    with one_thread(), StatThreads(stats_threads(settings.threads)) as pool, np.errstate(all="ignore"):
         analysis = Analysis(info, exact=settings.precision == "float64")
         analysis.providers = runner.providers
         _stream(runner, analysis, ds, info, settings, start, stop, labels, progress, pool)
@@ -105,9 +107,8 @@ def _stream(runner, analysis, ds, info, settings, start, stop, labels, progress,
 
 def run_shard(model_path: str, data_path: str, settings: Settings, start: int, stop: int) -> Analysis:
     """One shard in a worker process (``--jobs``) or on a Dask worker: reads the files itself."""
-    with one_thread():
-        proto, info, ds, source = prepare(model_path, data_path, settings)
-        return run_range(proto, info, ds, settings, start, stop, source=source)
+    proto, info, ds, source = prepare(model_path, data_path, settings)
+    return run_range(proto, info, ds, settings, start, stop, source=source)
 
 
 def shard_ranges(items: int, shards: int, align: int = 1) -> list[tuple[int, int]]:
