@@ -105,10 +105,10 @@ def _switch_off(names: str) -> None:
             import snrcli.stats.comoments as comoments
 
             comoments.BLOCK_ROWS = 256
-        elif name == "wait":         # dense rows taken in batch by batch instead of waiting for ~1M values
+        elif name == "wait":         # small dense layers' rows taken in batch by batch, not 64K values at a time
             import snrcli.stats.layer as layer
 
-            layer.PASS_VALUES = layer.SMALL_PASS_VALUES = 0
+            layer.SMALL_PASS_VALUES = 0
         else:
             raise SystemExit(f"SNR_BENCH_OFF: unknown {name!r}")
 

@@ -427,9 +427,9 @@ def test_npy_batches_are_views_released_a_lag_behind(tmp_path, monkeypatch, dtyp
 
 
 def test_views_outlive_the_rows_the_statistics_keep_waiting():
-    """A dense layer's rows may wait (as views of the data) until PASS_VALUES values: the data's pages
-    must not be released before."""
+    """A small dense layer's rows may wait (as views of the data) until SMALL_PASS_VALUES values: the
+    data's pages must not be released before."""
     from snrcli.analysis import data
     from snrcli.stats import layer as stats
 
-    assert data.LAG_VALUES > stats.PASS_VALUES
+    assert data.LAG_VALUES > stats.SMALL_PASS_VALUES

@@ -115,26 +115,23 @@ def test_row_range_slices_across_pieces():
     assert comoments._row_range([(a, None)], 5, 5) == []
 
 
-@pytest.mark.parametrize("join", [0, 1 << 15])   # each piece in turn; small pieces joined first
 @pytest.mark.parametrize("p, m", [(8, 4), (6, 5)])   # the cross route, the Gram route
-def test_dense_rows_wait_then_the_threads_share_their_passes(monkeypatch, p, m, join):
-    """Rows wait (as references) until they hold PASS_VALUES values; then the threads share the passes
-    over them and their shifts into the row buffers, which are multiplied whenever they fill (each thread
-    multiplying into its columns of the sums); ``finish`` takes in the rest. Batches of 3-D inputs and a gate: the figures equal float64 ones fed batch by batch."""
+def test_dense_rows_are_shared_out_and_multiplied_when_the_buffers_fill(monkeypatch, p, m):
+    """A batch's rows are taken in at once: the threads share the passes over them and their shifts into
+    the row buffers, which are multiplied whenever they fill (each thread multiplying into its columns of
+    the sums); ``finish`` multiplies the rest. Batches of 3-D inputs and a gate: the figures equal float64
+    ones fed batch by batch."""
     monkeypatch.setattr(comoments, "BLOCK_SPLIT_MIN", 0)
     monkeypatch.setattr(comoments, "PRODUCT_SPLIT_MIN", 0)
-    monkeypatch.setattr(comoments, "JOIN_BELOW", join)
     monkeypatch.setattr(comoments, "BUFFER_BYTES", 0)        # 64-row buffers
-    monkeypatch.setattr(stats, "PASS_VALUES", 40 * (p + (m if m == 4 else 0)))   # 40 rows
     monkeypatch.setattr("snrcli.stats.products.FLOAT32_MIN_SIZE", 0)
     layer = dense_layer(p, m)
     st, exact = LayerStats(layer), LayerStats(layer, exact=True)
     assert st.route == ("cross" if m == 4 else "gram")
     rng = np.random.default_rng(5)
     xs = [np.maximum(rng.standard_normal((k, 3, p)), 0).astype(np.float32) for k in (7, 9, 2, 12, 1, 15)]
-    # rows: 21 wait; 48 >= 40: passes, pending 48; 6 wait; 42 >= 40: 16 fill the buffers (product),
-    # 26 pending; 3 wait; 48 >= 40: 38 fill the buffers (product), 10 pending
-    expect = [(21, 0, 0), (0, 48, 0), (6, 48, 0), (0, 26, 64), (3, 26, 64), (0, 10, 128)]
+    # rows pending: 21, 48, 54; 90: 10 fill the buffers (product), 26 pending; 29; 74: 35 fill them, 10 pending
+    expect = [(0, 21, 0), (0, 48, 0), (0, 54, 0), (0, 26, 64), (0, 29, 64), (0, 10, 128)]
     with StatThreads(3) as pool:
         for x, (waiting, pending, multiplied) in zip(xs, expect):
             y = (x @ layer.weight.T).astype(np.float32)
@@ -179,7 +176,6 @@ def test_counted_positives_equal_numpys_whatever_the_signs(monkeypatch, blocked)
     """``count_positive``: values > 0 per input feature. Runs without a sign bit or NaN reuse the non-zero
     count; negative values, -0.0 and NaN make a run count them apart."""
     monkeypatch.setattr(comoments, "BLOCK_SPLIT_MIN", 0)
-    monkeypatch.setattr(stats, "PASS_VALUES", 0)
     monkeypatch.setattr("snrcli.stats.products.FLOAT32_MIN_SIZE", 0 if blocked else 1 << 30)
     rng = np.random.default_rng(11)
     relu = np.maximum(rng.standard_normal((30, 8)), 0).astype(np.float32)
@@ -297,9 +293,9 @@ def test_split_batches_give_the_figures_of_one_thread(monkeypatch, model, precis
     assert three["network"]["G_total"] == pytest.approx(one["network"]["G_total"], rel=rtol)
 
 
-def test_pickling_an_analysis_folds_its_threads_and_takes_in_waiting_rows(monkeypatch):
+def test_pickling_an_analysis_folds_its_threads_and_multiplies_buffered_rows(monkeypatch):
     """A --jobs shard is pickled; the accumulators of its further threads travel merged into the first,
-    and the rows its dense layers keep waiting are taken in first."""
+    and the rows its dense layers keep in their buffers are multiplied first."""
     monkeypatch.setattr(stats, "SPLIT_MIN_WORK", 0)
     import onnx
     model = onnx.load(SAMPLES / "digits_cnn.onnx")
@@ -315,9 +311,9 @@ def test_pickling_an_analysis_folds_its_threads_and_takes_in_waiting_rows(monkey
     whole.update(feeds, runner.run(feeds), len(x), None, None)
     assert sorted(split.parts) == [(t, i) for t in (1, 2) for i in range(2)]   # the two conv layers
     assert all(st.samples > 0 for st in split.parts.values())
-    assert split.stats[2]._waiting == 40 and split.stats[2].samples == 0     # Gemm 64 -> 32: float32 rows wait
+    assert split.stats[2].acc.pending == 40                         # Gemm 64 -> 32: float32 rows not multiplied yet
     back = pickle.loads(pickle.dumps(split))
-    assert back.parts == {} and back.stats[2]._waiting == 0
+    assert back.parts == {} and back.stats[2].acc.pending == 0
     for a, b in zip(back.stats, whole.stats):
         a.layer = b.layer
         fa, fb = a.finish(), b.finish()
@@ -365,13 +361,12 @@ def test_a_dense_product_is_cut_between_threads_by_columns(monkeypatch, gram):
         np.testing.assert_allclose(acc.cov()[0], want, rtol=1e-5, atol=1e-7)
 
 
-def test_a_transposed_dense_input_waits_and_gives_the_float64_figures(monkeypatch):
-    """Gemm(transA=1) reads its input as x.T: the waiting rows are transposed views, and the passes and
+def test_a_transposed_dense_input_gives_the_float64_figures(monkeypatch):
+    """Gemm(transA=1) reads its input as x.T: the rows are transposed views, and the passes and
     products over them give the float64 figures."""
     monkeypatch.setattr(comoments, "BLOCK_SPLIT_MIN", 0)
     monkeypatch.setattr(comoments, "PRODUCT_SPLIT_MIN", 0)
     monkeypatch.setattr(comoments, "BUFFER_BYTES", 0)        # 64-row buffers
-    monkeypatch.setattr(stats, "PASS_VALUES", 60 * 40)        # rows wait until 60 of them
     layer = dense_layer(40, 20, transposed=True)         # 800 co-moments: float32 products
     st, exact = LayerStats(layer), LayerStats(layer, exact=True)
     rng = np.random.default_rng(9)

@@ -308,7 +308,7 @@ def _labels(raw: np.ndarray, items: int, key: str) -> np.ndarray:
 
 
 RELEASE_MARGIN = 1 << 20
-LAG_VALUES = 1 << 22   # memory-mapped rows fed without a copy are released this many values later (> stats.PASS_VALUES)
+LAG_VALUES = 1 << 22   # memory-mapped rows fed without a copy are released this many values later (> stats.SMALL_PASS_VALUES)
 
 
 def release_rows(a, lo: int, hi: int) -> None:

@@ -23,7 +23,6 @@ from .threads import StatThreads
 
 BUFFER_BYTES = 16 << 20   # float32 rows buffered per dense layer before they are multiplied
 BLOCK_SPLIT_MIN = 1 << 20   # rows' shifts (and passes) are shared out between threads from this many values
-JOIN_BELOW = 1 << 15   # pieces averaging fewer values than this are joined into one array first
 PRODUCT_SPLIT_MIN = 1 << 24   # a buffered product is cut between threads from this many multiply-adds
 
 
@@ -135,10 +134,7 @@ class CoMoments:
         def run(t: int) -> tuple:
             sx, sy, done = np.zeros(p), np.zeros(m), []
             at = start + edges[t]
-            mine = _row_range(pieces, edges[t], edges[t + 1])
-            if len(mine) > 1 and (edges[t + 1] - edges[t]) * (p + m) < JOIN_BELOW * len(mine):
-                mine = _joined(mine)
-            for q in mine:
+            for q in _row_range(pieces, edges[t], edges[t + 1]):
                 if passes:
                     done.append(passes(q))
                 k = len(q[0])
