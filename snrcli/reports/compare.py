@@ -203,8 +203,8 @@ def _rank_value(run: Run, path: Path) -> tuple[Any, str | None]:
     except PathError as e:
         return None, str(e)
     if v is not None and number(v) is None:
-        what = f"{v!r}, not a finite number" if isinstance(v, float) else f"{kind_of(v)}, not a number"
-        raise UsageError(f"--rank-by {path.text}: it is {what} in {run.label}")
+        what, want = (repr(v), "a finite number") if isinstance(v, float) else (kind_of(v), "a number")
+        raise UsageError(f"--rank-by {path.text}: it is {what} in {run.label}, not {want}")
     return v, None
 
 
