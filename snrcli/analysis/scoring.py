@@ -50,8 +50,9 @@ def check_labels(labels: np.ndarray, out: np.ndarray, name: str, key: str | None
     label = f"labels {key!r}" if key else "labels"
     if one_hot is not None and one_hot > k:
         raise DataError(f"{label} are one-hot rows of {one_hot} classes but output {name!r} scores {k} "
-                        f"({what}); label the classes the model has")
+                        f"({what}); label only the classes it scores, or pick the scored output with --output")
     if len(labels) and int(labels.max()) >= k:
         at = int(np.argmax(labels >= k))
         raise DataError(f"{label} hold class {int(labels[at])} (item {offset + at}) but output {name!r} scores "
-                        f"{k} classes ({what}); label the classes the model has")
+                        f"{k} classes ({what}); label only the classes it scores, or pick the scored output "
+                        "with --output")
