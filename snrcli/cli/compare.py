@@ -246,9 +246,9 @@ def check(report: str, requires: tuple[str, ...], baseline: str | None, max_drop
       snr analyze m.onnx --data d.npz --json | snr check - --require 'network.G_total > 0'
     """
     from ..reports.check import parse_max_drop, parse_requirement, run_checks
-    from ..reports.report import clean
     from ..reports.compare import Run, check_settings
     from ..reports.files import STDIN, read_report
+    from ..reports.report import clean
 
     state = get_state()
     if not requires and not max_drops:
