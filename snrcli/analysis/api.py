@@ -43,7 +43,7 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
             custom_op_library: str | None = None, precision: str = DEFAULT_PRECISION, jobs: int = 1,
             scheduler: str | None = None, progress: Progress | None = None, warn: Warn | None = None,
             command: str | None = None) -> Report:
-    """Analyse ``model`` on ``data`` and return the ``snr-report/1`` report (spec sections 1-9).
+    """Analyse ``model`` on ``data`` and return the ``snr-report/1`` report (docs/metrics.md).
 
     ``jobs`` > 1 shards the items over worker processes; ``scheduler`` (an address, or
     ``local:N``) runs the shards on a Dask cluster. ``precision="float64"`` multiplies float32

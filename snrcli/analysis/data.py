@@ -1,4 +1,4 @@
-"""Reading the data set and cutting it into batches (spec section 9).
+"""Reading the data set and cutting it into batches (docs/metrics.md, How the model is run).
 
 ``.npz`` and ``.npy`` files only, read with ``allow_pickle=False``. Knows the
 model's declared inputs (names, dtypes, dims) but nothing else about ONNX.
@@ -399,7 +399,7 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
               label_key: str | None = None, limit: int | None = None, drop_nonfinite: bool = False,
               scale: list[float] | None = None, mean: list[float] | None = None, std: list[float] | None = None,
               layout: str | None = None) -> Dataset:
-    """Read the data file and match it to the model inputs (spec section 9), planning any preprocessing."""
+    """Read the data file and match it to the model inputs (docs/metrics.md, How the model is run), planning any preprocessing."""
     p = Path(path)
     arrays = _read_arrays(p)
     lk = label_key if label_key is not None else (LABEL_KEY if LABEL_KEY in arrays else None)
