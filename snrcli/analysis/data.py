@@ -373,13 +373,16 @@ def _float_limit(data: np.dtype, model: np.dtype) -> float | None:
     return top
 
 
-def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: str | None = None,
-              label_key: str | None = None, limit: int | None = None, drop_nonfinite: bool = False,
-              scale: list[float] | None = None, mean: list[float] | None = None, std: list[float] | None = None,
-              layout: str | None = None) -> Dataset:
+def load_data(path: str | os.PathLike, inputs: list[GraphInput], **options) -> Dataset:
     """Read the data file and match it to the model inputs (spec section 9), planning any preprocessing."""
-    p = Path(path)
-    arrays = _read_arrays(p)
+    return match_arrays(_read_arrays(Path(path)), str(path), inputs, **options)
+
+
+def match_arrays(arrays: dict[str, np.ndarray], path: str, inputs: list[GraphInput], *,
+                 input_key: str | None = None, label_key: str | None = None, limit: int | None = None,
+                 drop_nonfinite: bool = False, scale: list[float] | None = None, mean: list[float] | None = None,
+                 std: list[float] | None = None, layout: str | None = None) -> Dataset:
+    """Match named arrays (a file's, or given in memory; key "" for a lone array) to the model inputs."""
     lk = label_key if label_key is not None else (LABEL_KEY if LABEL_KEY in arrays else None)
     if label_key is not None and label_key not in arrays:
         raise DataError(f"--label-key {label_key!r} is not in the data file (arrays: {', '.join(arrays)})")
@@ -469,7 +472,7 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
         raise DataError("the data set is empty: no items to analyse")
     if items == 1:
         raise DataError("the data set has one item: covariances need at least 2 items")
-    return Dataset(path=str(path), arrays=matched, labels=labels, items=items,
+    return Dataset(path=path, arrays=matched, labels=labels, items=items,
                    per_item=bool(per_item), fixed_batch=fixed, dropped_nonfinite=dropped, notes=notes,
                    keys=mapping, preprocess=plans, label_format=label_format, deferred_check=tuple(deferred))
 
