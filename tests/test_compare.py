@@ -363,11 +363,11 @@ def test_cli_pair_table(snr, ab):
             for line in out.splitlines() if line.startswith("│")}
     # index, layer, op, S A, S B, S B-A, G A, G B, G B-A, act A, act B, act B-A
     assert rows["1"] == ["1", "fc1", "Gemm", "0.5000", "0.6250", "+0.1250", "1.2500", "1.0000", "-0.2500",
-                         "0.750", "0.750", "0"]
-    assert rows["2"][3:] == ["0.6250", "0.5000", "-0.1250", "1.7500", "2.0000", "+0.2500", "0.500", "0.250",
-                             "-0.250"]
+                         "0.7500", "0.7500", "0.0000"]
+    assert rows["2"][3:] == ["0.6250", "0.5000", "-0.1250", "1.7500", "2.0000", "+0.2500", "0.5000", "0.2500",
+                             "-0.2500"]
     assert ["G_total", "4.5000", "4.7500", "+0.2500"] in rows.values()
-    assert ["G_hidden", "3.0000", "3.0000", "0"] in rows.values()
+    assert ["G_hidden", "3.0000", "3.0000", "0.0000"] in rows.values()
     assert ["accuracy", "0.8750", "0.9375", "+0.0625"] in rows.values()
     assert r.stderr == ""
 

@@ -329,8 +329,8 @@ def test_partial_through_the_cli_matches_hand_example(snr, tmp_path):
     line = next(l for l in res.stdout.splitlines() if "L1 fc1  G" in l)
     cells = [c.strip() for c in line.replace("│", "|").replace("┃", "|").split("|") if c.strip()]
     # figure, rho, p, tau, p, r, r^2, n, partial rho, p, n
-    assert cells[1] == "0.300" and cells[7] == "5"
-    assert cells[8:] == ["-0.800", "0.200", "5"]
+    assert cells[1] == "0.3000" and cells[7] == "5"
+    assert cells[8:] == ["-0.8000", "0.200", "5"]
     assert "rho | epochs" in res.stdout
 
 

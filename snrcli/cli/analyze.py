@@ -40,10 +40,9 @@ def analyze(model: str, data: str, as_json: bool, out_dir: str | None, force: bo
             click.echo(f"wrote {out_dir}/report.json, layers.csv, units.csv", err=True)
     if as_json:
         click.echo(report.to_json())
-    elif not out_dir or not state.quiet:
-        from .render import analysis_tables
-        for t in analysis_tables(report.to_dict()):
-            state.out.print(t)
+    else:
+        from .render import analysis_grids
+        state.print_grids(analysis_grids(report.to_dict()))
 
 
 @click.command(context_settings=CONTEXT)
@@ -69,8 +68,7 @@ def inspect(model: str, as_json: bool, output_name: str | None, no_centring: boo
                                "accuracy_output": info.accuracy_output, "layers": rows, "skipped": skipped},
                               indent=2))
     else:
-        from .render import inspect_tables
-        for t in inspect_tables(rows, skipped):
-            get_state().out.print(t)
+        from .render import inspect_grids
+        get_state().print_grids(inspect_grids(rows, skipped))
     if not info.layers:
         raise NoLayerError(no_layer_message(info, model))

@@ -59,19 +59,24 @@ def _load_runs(specs: tuple[str, ...], data: str | None, settings: dict[str, Any
 
 
 class _model_progress:
-    """Two bars on stderr (models, then items of the current model), only on a terminal and without --quiet."""
+    """Progress on stderr unless --quiet: on a terminal two bars (models, then items of the current model,
+    with the time left); otherwise plain lines per model (``render.LineProgress``)."""
 
     def __init__(self, state, total: int) -> None:
-        self.state, self.total, self.bar = state, total, None
+        self.state, self.total, self.bar, self.lines = state, total, None, None
 
     def __enter__(self):
         console = self.state.err
-        if self.state.quiet or not console.is_terminal:
+        if self.state.quiet:
             return (lambda name: None), None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        if not console.is_terminal:
+            return self._lines(console)
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
 
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=console, transient=True)
+                            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=console,
+                            transient=True)
         self.bar.__enter__()
         models = self.bar.add_task("models", total=self.total)
         items = self.bar.add_task("items", total=None)
@@ -89,47 +94,64 @@ class _model_progress:
 
         return next_model, progress
 
+    def _lines(self, console):
+        from .render import LineProgress
+
+        started = [0]
+
+        def write(text: str) -> None:
+            print(text, file=console.file, flush=True)
+
+        def next_model(name: str | None) -> None:
+            if self.lines is not None:
+                self.lines.close()
+                self.lines = None
+            if name is not None:
+                started[0] += 1
+                self.lines = LineProgress(write, f"analysing {name} (model {started[0]} of {self.total})")
+
+        def progress(done: int, total: int) -> None:
+            if self.lines is not None:
+                self.lines(done, total)
+
+        return next_model, progress
+
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.__exit__(*exc)
 
 
-def _table(result) -> Any:
-    from rich.table import Table
-    from rich.text import Text
+def _p(v: float | None) -> str:
+    """A p-value: three decimals, or two significant digits below 0.001."""
+    if v is None:
+        return "-"
+    return f"{v:.2g}" if v < 0.001 else f"{v:.3f}"
 
-    from .render import fmt
 
-    def p(v):
-        if v is None:
-            return "-"
-        return f"{v:.2g}" if v < 0.001 else f"{v:.3f}"
-
-    def num(v, digits=3):
-        return fmt(v, digits)
+def correlation_grid(result) -> Any:
+    from .render import Col, Grid, number
 
     ctrl = result.control
-    title = (f"Correlation of each figure with {result.target} over {len(result.runs)} runs"
-             + (f" (partial: controlling for {ctrl})" if ctrl else ""))
-    t = Table(title=title, title_justify="left")
-    t.add_column("figure")
-    for col in ("rho", "p", "tau", "p", "r", "r^2", "n"):
-        t.add_column(col, justify="right")
+    title = f"Correlation of each figure with {result.target} over {len(result.runs)} runs"
+    cols = [Col("figure", numeric=False, key=True), Col("rho", group="rho"), Col("p", group="rho"),
+            Col("tau", group="tau"), Col("p", group="tau"), Col("r", group="r"), Col("r^2", group="r"),
+            Col("n", group="r")]
+    caption = None
     if ctrl:
-        for col in (f"rho | {ctrl}", "p", "n"):
-            t.add_column(col, justify="right")
+        cols += [Col(f"rho | {ctrl}", group="partial"), Col("p", group="partial"), Col("n", group="partial")]
+        caption = (f"rho | {ctrl}: partial Spearman correlation controlling for {ctrl} (ranks of the figure and "
+                   f"of {result.target} each regressed on the ranks of {ctrl}; Spearman's rho of the residuals; "
+                   "p from Student's t with n - 3 degrees of freedom)")
+    t = Grid(title, cols, caption=caption)
     last_group = None
     for row in result.rows:
-        if last_group is not None and row["group"] != last_group and row["group"] in ("network", "baseline"):
-            t.add_section()
+        new_section = last_group is not None and row["group"] != last_group and row["group"] in ("network", "baseline")
         last_group = row["group"]
-        cells = [Text(row["label"]), Text(num(row["spearman_rho"])), Text(p(row["spearman_p"])),
-                 Text(num(row["kendall_tau"])), Text(p(row["kendall_p"])), Text(num(row["pearson_r"])),
-                 Text(num(row["r2"])), Text(str(row["n"]))]
+        cells = [row["label"], number(row["spearman_rho"]), _p(row["spearman_p"]), number(row["kendall_tau"]),
+                 _p(row["kendall_p"]), number(row["pearson_r"]), number(row["r2"]), str(row["n"])]
         if ctrl:
-            cells += [Text(num(row.get("partial_rho"))), Text(p(row.get("partial_p"))),
-                      Text(str(row.get("partial_n", "")))]
-        t.add_row(*cells)
+            cells += [number(row.get("partial_rho")), _p(row.get("partial_p")), str(row.get("partial_n", ""))]
+        t.add(*cells, section=new_section)
     return t
 
 
@@ -209,7 +231,7 @@ def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, t
     if as_json:
         click.echo(result.to_json())
         return
-    state.out.print(_table(result))
+    state.print_grids([correlation_grid(result)])
     if not state.quiet:
         written = [p for p in (csv_path, plot_path) if p]
         if written:
