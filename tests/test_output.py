@@ -45,8 +45,8 @@ def shown(v) -> str:
 def runs(tmp_path_factory):
     """Run folders of the two sample models (and the MLP a second time), made once."""
     d = tmp_path_factory.mktemp("runs")
-    for name, model in (("mlp", MLP), ("cnn", CNN), ("mlp2", MLP)):
-        snr("analyze", model, "--data", DATA, "--out", str(d / name), "-q")
+    for name, model, batch in (("mlp", MLP, "256"), ("cnn", CNN, "256"), ("mlp2", MLP, "100")):
+        snr("analyze", model, "--data", DATA, "--out", str(d / name), "-q", "--batch-size", batch)
     return {k: str(d / k) for k in ("mlp", "cnn", "mlp2")}
 
 
@@ -113,7 +113,7 @@ def test_compare_ranking_fits(runs, columns):
 @pytest.mark.parametrize("columns", [80, 120])
 def test_correlate_with_a_control_shows_every_number_uncut(runs, tmp_path, columns):
     cov = tmp_path / "cov.csv"
-    cov.write_text(f"run,epochs\nmlp,1\ncnn,2\nmlp2,3\n")
+    cov.write_text("run,epochs\nmlp,1\ncnn,2\nmlp2,3\n")
     r = snr("correlate", runs["mlp"], runs["cnn"], runs["mlp2"], "--covariates", str(cov), "--control", "epochs",
             "--allow-different-settings", columns=columns)
     assert_fits(r.stdout, columns)

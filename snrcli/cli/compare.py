@@ -123,8 +123,9 @@ def compare(runs: tuple[str, ...], data: str | None, figures_text: str, rank_by:
             allow_different_settings: bool, as_json: bool, csv_path: str | None, **kw: Any) -> None:
     """Compare runs: two layer by layer with deltas (B-A), three or more ranked.
 
-    A RUN is a report JSON file, a run folder written by `snr analyze --out`, `-` (a
-    report on stdin), or with --data an .onnx model analysed on the fly.
+    A RUN is a report JSON file, a run folder written by `snr analyze --out`, a folder of
+    those (each *.json report and run folder inside, sorted), `-` (a report on stdin), or
+    with --data an .onnx model analysed on the fly.
 
     \b
     Examples:
@@ -133,10 +134,11 @@ def compare(runs: tuple[str, ...], data: str | None, figures_text: str, rank_by:
       snr compare runs/* --rank-by accuracy --json
     """
     from ..reports.compare import Run, compare_runs, parse_figures, rank_path, unique_labels
-    from ..reports.files import STDIN, read_report
+    from ..reports.files import STDIN, expand_runs, read_report
 
     ctx = click.get_current_context()
     state = get_state()
+    runs = tuple(expand_runs(runs))
     if len(runs) < 2:
         raise UsageError(f"compare needs at least two runs (got {len(runs)}): RUN_A RUN_B [RUN_C ...]")
     if sum(1 for r in runs if r == STDIN) > 1:

@@ -19,9 +19,10 @@ from .options import analysis_kwargs, analysis_options
 from ..errors import SnrError, UsageError
 
 
-def _load_runs(specs: tuple[str, ...], data: str | None, settings: dict[str, Any]):
-    """Reports and run folders are read; ``.onnx`` models are analysed on ``data`` (progress bar over models)."""
-    from ..reports.correlate import Run, aliases_for, load_report_file
+def _load_runs(specs: list[str], data: str | None, settings: dict[str, Any]):
+    """Reports and run folders are read; ``.onnx`` models are analysed on ``data`` (progress bar over models).
+    The same report or model given twice is refused before any analysis."""
+    from ..reports.correlate import Run, aliases_for, check_distinct, load_run
 
     models = [s for s in specs if s.lower().endswith(".onnx") and not Path(s).is_dir()]
     if models and not data:
@@ -33,8 +34,8 @@ def _load_runs(specs: tuple[str, ...], data: str | None, settings: dict[str, Any
     runs: list[Run | None] = [None] * len(specs)
     for k, spec in enumerate(specs):
         if spec not in models:
-            report, label, kind = load_report_file(spec)
-            runs[k] = Run(report=report, label=label, aliases=aliases_for(spec, kind), source=spec, kind=kind)
+            runs[k] = load_run(spec)
+    check_distinct([r for r in runs if r is not None] + [Run({}, m, source=m, kind="model") for m in models])
     if models:
         from ..analysis.api import analyze
 
@@ -132,7 +133,8 @@ def correlation_grid(result) -> Any:
     from .render import Col, Grid, number
 
     ctrl = result.control
-    title = f"Correlation of each figure with {result.target} over {len(result.runs)} runs"
+    title = (f"Correlation of each figure with {result.target} over {len(result.runs)} runs"
+             + (f"; partial Spearman controlling for {ctrl}" if ctrl else ""))
     cols = [Col("figure", numeric=False, key=True), Col("rho", group="rho"), Col("p", group="rho"),
             Col("tau", group="tau"), Col("p", group="tau"), Col("r", group="r"), Col("r^2", group="r"),
             Col("n", group="r")]
@@ -160,7 +162,10 @@ def correlation_grid(result) -> Any:
 @click.option("--data", "data", type=click.Path(dir_okay=False), default=None,
               help="Data file for RUNs that are .onnx models (analysed on the fly with the options below).")
 @click.option("--covariates", "covariates", type=click.Path(dir_okay=False), default=None,
-              help="CSV with a 'run' column (report path, run-folder name or model file stem) and numeric columns.")
+              help="CSV with a column naming each run (report path, run-folder name or file stem) and numeric "
+                   "columns; rows for runs not given are ignored.")
+@click.option("--id-column", "id_column", default="run", show_default=True, metavar="NAME",
+              help="The --covariates column that names the runs.")
 @click.option("--target", "target", default=None, metavar="NAME",
               help="Correlate against this covariates column instead of accuracy.")
 @click.option("--control", "control", default=None, metavar="NAME",
@@ -171,16 +176,20 @@ def correlation_grid(result) -> Any:
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the table as CSV to FILE.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
-              help="Also draw one scatter panel per figure into FILE.png (needs snrcli[plot]).")
+              help="Also draw one scatter panel per figure into FILE.png (needs snrcli[plot]); with --control "
+                   "each panel also gives the partial correlation.")
+@click.option("--colour-by", "--color-by", "colour_by", default=None, metavar="NAME",
+              help="Colour the --plot points by this --covariates column (default: the --control column).")
 @analysis_options
 @common_flags
-def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, target: str | None,
+def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, id_column: str, target: str | None,
               control: str | None, allow_different_settings: bool, as_json: bool, csv_path: str | None,
-              plot_path: str | None, **kw: Any) -> None:
+              plot_path: str | None, colour_by: str | None, **kw: Any) -> None:
     """Correlate every figure of a family of RUNs with accuracy (Spearman, Kendall, Pearson).
 
-    RUNs are reports (`snr analyze --json`), run folders (`--out DIR`) or .onnx models
-    with --data; at least 3, analysed with the same settings and data. A figure that is
+    RUNs are reports (`snr analyze --json`), run folders (`--out DIR`), folders of those
+    (each *.json report and run folder inside, sorted) or .onnx models with --data; at
+    least 3, each once, analysed with the same settings and data. A figure that is
     null in a run leaves that run out of its row. Correlation over a handful of runs
     says little, and whether these figures predict more than the baselines do is open.
 
@@ -188,34 +197,39 @@ def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, t
     Examples:
       snr correlate runs/*/
       snr correlate models/*.onnx --data test.npz --plot corr.png
-      snr correlate runs/*/ --covariates runs.csv --target gap --control epochs
+      snr correlate runs/ --covariates runs.csv --id-column name --target gap --control epochs
     """
-    from ..reports.correlate import MIN_RUNS, attach_covariates, correlate_runs, covariate_column, read_covariates, \
-        unique_labels
+    from ..reports.correlate import MIN_RUNS, correlate_runs, unique_labels
+    from ..reports.covariates import attach_covariates, covariate_column, read_covariates
+    from ..reports.files import expand_runs
 
     state = get_state()
     settings = analysis_kwargs(kw)
     if target == "accuracy":
         target = None
-    if (target or control) and not covariates:
-        raise UsageError(f"--{'target' if target else 'control'} names a column of --covariates FILE; "
-                         "pass --covariates")
+    for flag, given in (("--target", target), ("--control", control), ("--colour-by", colour_by)):
+        if given and not covariates:
+            raise UsageError(f"{flag} names a column of --covariates FILE; pass --covariates")
+    if colour_by and not plot_path:
+        raise UsageError("--colour-by colours the points of --plot FILE; pass --plot")
+    runs = tuple(expand_runs(runs))
     if len(runs) < MIN_RUNS:
         raise UsageError(f"correlate needs at least {MIN_RUNS} runs, got {len(runs)}")
     if plot_path:
         from ..reports.plot import require_matplotlib
         require_matplotlib()
-    cov = read_covariates(covariates) if covariates else None
+    cov = read_covariates(covariates, id_column) if covariates else None
     if cov is not None:
-        for flag, col in (("--target", target), ("--control", control)):
-            if col and col not in cov.columns:
+        for flag, col in (("--target", target), ("--control", control), ("--colour-by", colour_by)):
+            if col and (col not in cov.columns or col == id_column):
                 raise UsageError(f"{flag} {col}: no such column in {covariates} "
-                                 f"(columns: {', '.join(c for c in cov.columns if c != 'run')})")
-    family = _load_runs(runs, data, settings)
+                                 f"(columns: {', '.join(cov.value_columns)})")
+    family = _load_runs(list(runs), data, settings)
     unique_labels(family)
     target_values = control_values = None
+    notes: list[str] = []
     if cov is not None:
-        attach_covariates(family, cov)
+        attach_covariates(family, cov, warn=lambda m: (notes.append(m), state.warn(m)))
         if target:
             target_values = covariate_column(family, cov, target, "--target")
         if control:
@@ -223,11 +237,15 @@ def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, t
     result = correlate_runs(family, target=target or "accuracy", target_values=target_values, control=control,
                             control_values=control_values, allow_different_settings=allow_different_settings,
                             warn=state.warn)
+    result.warnings[:0] = notes
     if csv_path:
         Path(csv_path).write_text(result.to_csv())
     if plot_path:
+        from ..reports.covariates import covariate_labels
         from ..reports.plot import scatter_panels
-        scatter_panels(result, plot_path)
+        colour = colour_by or control
+        scatter_panels(result, plot_path, colour_name=colour,
+                       colours=covariate_labels(family, colour) if colour else None)
     if as_json:
         click.echo(result.to_json())
         return

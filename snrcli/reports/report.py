@@ -236,6 +236,13 @@ def check_out_dir(out: str | os.PathLike, *, force: bool) -> None:
             break
 
 
-def schema() -> dict[str, Any]:
-    """The JSON Schema of ``snr-report/1`` shipped in the package."""
-    return json.loads(resources.files("snrcli.reports").joinpath("schemas/snr-report-1.json").read_text())
+SCHEMAS = ("snr-report/1", "snr-compare/1", "snr-correlate/1", "snr-check/1", "snr-inspect/1")
+
+
+def schema(name: str = SCHEMA) -> dict[str, Any]:
+    """The JSON Schema shipped in the package for ``name``: the report (``snr-report/1``) or the JSON
+    of compare, correlate, check or inspect (``SCHEMAS``)."""
+    if name not in SCHEMAS:
+        raise ValueError(f"no schema {name!r}; snr writes {', '.join(SCHEMAS)}")
+    file = name.replace("/", "-") + ".json"
+    return json.loads(resources.files("snrcli.reports").joinpath(f"schemas/{file}").read_text())
