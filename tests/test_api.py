@@ -193,3 +193,16 @@ def test_report_from_json_refuses_what_is_not_a_report(text, match):
 def test_report_from_dict_refuses_nan():
     with pytest.raises(ReportError, match="plain JSON"):
         Report.from_dict({"schema": "snr-report/1", "layers": [], "x": float("nan")})
+
+
+def test_readme_python_api_example_runs(monkeypatch, capsys):
+    """The first code block of README's Python API section runs as written (from the repository root)."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    section = (repo / "README.md").read_text().split("## Python API", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(repo)
+    exec(compile(code, "README.md (Python API)", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("1 fc1 0.59") and len(out) == 4
