@@ -333,3 +333,26 @@ def test_layout_matching_the_model_feeds_the_items_as_they_are(tmp_path):
     a = json.loads(snr("analyze", mp, "--data", dp, "--layout", "nchw", "--json").stdout)
     b = json.loads(snr("analyze", mp, "--data", dp, "--json").stdout)
     assert a["layers"] == b["layers"] and a["settings"]["layout"] == "nchw"
+
+
+def test_correlate_writes_progress_lines_per_model(monkeypatch, tmp_path):
+    import shutil
+
+    import snrcli.cli.render as render
+
+    clock = Clock()
+    monkeypatch.setattr(render.time, "monotonic", clock)
+    real = render.LineProgress.__call__
+
+    def tick(self, done, total):
+        clock.t += 1.0
+        return real(self, done, total)
+
+    monkeypatch.setattr(render.LineProgress, "__call__", tick)
+    copy = tmp_path / "mlp_copy.onnx"
+    shutil.copy(MLP, copy)
+    r = snr("correlate", MLP, CNN, str(copy), "--data", DATA, "--batch-size", "100")
+    for k, name in enumerate(("digits_mlp.onnx", "digits_cnn.onnx", "mlp_copy.onnx"), 1):
+        mine = [ln for ln in r.stderr.splitlines() if ln.startswith(f"analysing {name} (model {k} of 3): ")]
+        assert mine and mine[-1].endswith(tuple("0123456789s")) and "540 of 540 items (100%)" in mine[-1], r.stderr
+    assert "same model file" in r.stderr
