@@ -7,7 +7,6 @@ subclasses; the main group turns them into one stderr line and the exit code.
 from __future__ import annotations
 
 import json
-from pathlib import Path as FsPath
 from typing import Any
 
 import click
@@ -16,6 +15,7 @@ from click.core import ParameterSource
 from .base import CONTEXT, common_flags, get_state
 from .options import analysis_kwargs, analysis_options, run_analysis
 from ..errors import UsageError
+from ..safetext import printable
 
 
 # --------------------------------------------------------------------------- rendering (grids, see render.py)
@@ -95,13 +95,6 @@ def _explicit(ctx: click.Context, name: str) -> bool:
     return src is not None and src not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
 
 
-def _write_text(path: str, text: str, flag: str) -> None:
-    try:
-        FsPath(path).write_text(text, encoding="utf-8", newline="")
-    except OSError as e:
-        raise UsageError(f"{flag} {path}: cannot write it: {e.strerror or e}") from None
-
-
 @click.command(context_settings=CONTEXT)
 @click.argument("runs", nargs=-1, required=True, metavar="RUN_A RUN_B [RUN_C ...]")
 @click.option("--data", "data", default=None, type=click.Path(dir_okay=False),
@@ -135,6 +128,8 @@ def compare(runs: tuple[str, ...], data: str | None, figures_text: str, rank_by:
     """
     from ..reports.compare import Run, compare_runs, parse_figures, rank_path, unique_labels
     from ..reports.files import STDIN, expand_runs, read_report
+    from ..reports.outfiles import check_output_file, write_text
+    from ..reports.report import clean
 
     ctx = click.get_current_context()
     state = get_state()
@@ -145,6 +140,8 @@ def compare(runs: tuple[str, ...], data: str | None, figures_text: str, rank_by:
         raise UsageError("'-' (stdin) may be given only once")
     figures = parse_figures(figures_text)
     path = rank_path(rank_by)
+    if csv_path:
+        check_output_file(csv_path, "--csv")
     models = [r for r in runs if r != STDIN and _is_model(r)]
     if models and not data:
         raise UsageError(f"{models[0]} is a model: pass --data FILE to analyse it on the fly, "
@@ -177,13 +174,13 @@ def compare(runs: tuple[str, ...], data: str | None, figures_text: str, rank_by:
     cmp = compare_runs(run_list, figures=figures, rank_by=path, ascending=ascending,
                        allow_different_settings=allow_different_settings, warn=state.warn)
     if csv_path:
-        _write_text(csv_path, cmp.to_csv(), "--csv")
+        write_text(csv_path, cmp.to_csv(), "--csv")
     if as_json:
-        click.echo(json.dumps(cmp.to_dict(), indent=2))
+        click.echo(json.dumps(clean(cmp.to_dict()), indent=2, allow_nan=False))
     else:
         state.print_grids(pair_grids(cmp) if cmp.pair else [ranking_grid(cmp)])
     if csv_path and not state.quiet:
-        click.echo(f"wrote {csv_path}", err=True)
+        click.echo(printable(f"wrote {csv_path}"), err=True)
 
 
 # --------------------------------------------------------------------------- check
@@ -215,6 +212,7 @@ def check(report: str, requires: tuple[str, ...], baseline: str | None, max_drop
     from ..reports.check import parse_max_drop, parse_requirement, run_checks
     from ..reports.compare import Run, check_settings
     from ..reports.files import STDIN, read_report
+    from ..reports.report import clean
 
     state = get_state()
     if not requires and not max_drops:
@@ -237,8 +235,8 @@ def check(report: str, requires: tuple[str, ...], baseline: str | None, max_drop
     result = run_checks(current.report, current.label, reqs, baseline=None if base is None else base.report,
                         baseline_label=None if base is None else base.label, max_drops=drops)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(json.dumps(clean(result.to_dict()), indent=2, allow_nan=False))
     else:
         for line in result.lines():
-            click.echo(line)
+            click.echo(printable(line))
     click.get_current_context().exit(result.exit_code)

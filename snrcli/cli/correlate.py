@@ -17,6 +17,7 @@ import click
 from .base import CONTEXT, common_flags, get_state
 from .options import analysis_kwargs, analysis_options
 from ..errors import SnrError, UsageError
+from ..safetext import printable
 
 
 def _load_runs(specs: list[str], data: str | None, settings: dict[str, Any]):
@@ -46,7 +47,7 @@ def _load_runs(specs: list[str], data: str | None, settings: dict[str, Any]):
                     continue
                 if not Path(spec).is_file():
                     raise UsageError(f"{spec} does not exist")
-                next_model(Path(spec).name)
+                next_model(printable(Path(spec).name))
                 try:
                     report = analyze(spec, data, progress=progress,
                                      warn=lambda m, s=spec: state.warn(f"{Path(s).name}: {m}"),
@@ -75,7 +76,7 @@ class _model_progress:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        self.bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=console,
                             transient=True)
         self.bar.__enter__()
@@ -215,9 +216,15 @@ def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, i
     runs = tuple(expand_runs(runs))
     if len(runs) < MIN_RUNS:
         raise UsageError(f"correlate needs at least {MIN_RUNS} runs, got {len(runs)}")
+    from ..reports.outfiles import check_output_file, write_text
+
+    for flag, path in (("--csv", csv_path), ("--plot", plot_path)):
+        if path:
+            check_output_file(path, flag)
     if plot_path:
-        from ..reports.plot import require_matplotlib
+        from ..reports.plot import plot_format, require_matplotlib
         require_matplotlib()
+        plot_format(plot_path)
     cov = read_covariates(covariates, id_column) if covariates else None
     if cov is not None:
         for flag, col in (("--target", target), ("--control", control), ("--colour-by", colour_by)):
@@ -239,7 +246,7 @@ def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, i
                             warn=state.warn)
     result.warnings[:0] = notes
     if csv_path:
-        Path(csv_path).write_text(result.to_csv())
+        write_text(csv_path, result.to_csv(), "--csv")
     if plot_path:
         from ..reports.covariates import covariate_labels
         from ..reports.plot import scatter_panels
@@ -253,4 +260,4 @@ def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, i
     if not state.quiet:
         written = [p for p in (csv_path, plot_path) if p]
         if written:
-            click.echo(f"wrote {', '.join(written)}", err=True)
+            click.echo(printable(f"wrote {', '.join(written)}"), err=True)

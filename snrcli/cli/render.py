@@ -1,7 +1,8 @@
 """Terminal output: the consoles, tables that fit the terminal, and progress (rich).
 
 All user-supplied names are printed as plain text (``markup=False``), never as rich
-markup. Data goes to stdout; progress, warnings and errors go to stderr.
+markup, and with control characters escaped (``cell``, ``safetext.printable``). Data goes
+to stdout; progress, warnings and errors go to stderr.
 
 Tables never cut a number. A table is described as a ``Grid`` (columns and cells); ``fit``
 turns it into rich tables for a width: names fold onto more lines, number columns never
@@ -28,10 +29,16 @@ from rich.table import Table
 from rich.text import Text
 
 from ..reports.numbers import DASH, fmt_number
+from ..safetext import printable
 
 TEXT_MIN = 12          # a folding text column may narrow to this (or its own width, if less)
 PIPED_WIDTH = 160      # piped tables should not wrap at 80 columns
 fmt = fmt_number       # the one number format (snrcli.reports.numbers)
+
+
+def cell(v: Any, style: str = "") -> Text:
+    """A table cell (or title) of plain text, control characters escaped."""
+    return Text(printable(v), style=style)
 
 
 def make_console(*, stderr: bool = False, no_color: bool = False) -> Console:
@@ -72,7 +79,7 @@ class Grid:
     def add(self, *cells: Any, section: bool = False) -> None:
         if section and self.rows:
             self.sections.add(len(self.rows))
-        self.rows.append([c if isinstance(c, Text) else Text(str(c)) for c in cells])
+        self.rows.append([c if isinstance(c, Text) else cell(c) for c in cells])
 
 
 def _header(col: Col, split: bool) -> str:
@@ -101,13 +108,15 @@ def _fits(grid: Grid, ks: list[int], width: int, split: bool) -> bool:
 
 
 def _table(grid: Grid, ks: list[int], title: str, caption: str | None, skip_blank: bool, split: bool) -> Table:
-    t = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    t = Table(title=printable(title), title_justify="left", caption=None if caption is None else printable(caption),
+              caption_justify="left")
     for k in ks:
         c = grid.cols[k]
         if c.numeric:
-            t.add_column(_header(c, split), justify="right", no_wrap=True, min_width=_natural(grid, k, split))
+            t.add_column(printable(_header(c, split)), justify="right", no_wrap=True,
+                         min_width=_natural(grid, k, split))
         else:
-            t.add_column(c.header, overflow="fold")
+            t.add_column(printable(c.header), overflow="fold")
     data = [k for k in ks if not grid.cols[k].key]
     for pos, row in enumerate(grid.rows):
         if skip_blank and all(row[k].plain in ("", DASH) for k in data):
@@ -124,15 +133,15 @@ def _records(grid: Grid) -> list[Any]:
     out: list[Any] = []
     for row in grid.rows:
         name = " ".join(row[k].plain for k in keys) or grid.title
-        t = Table(title=f"{grid.title}: {name}", title_justify="left", show_header=False)
+        t = Table(title=printable(f"{grid.title}: {name}"), title_justify="left", show_header=False)
         t.add_column(overflow="fold")
         t.add_column(justify="right", no_wrap=True)
         for k, c in enumerate(grid.cols):
             if k not in keys and row[k].plain:
-                t.add_row(c.header, row[k])
+                t.add_row(cell(c.header), row[k])
         out.append(t)
     if grid.caption:
-        out.append(Text(grid.caption))
+        out.append(cell(grid.caption))
     return out
 
 
@@ -161,7 +170,7 @@ def fit(grid: Grid, width: int | None) -> list[Any]:
                 title = grid.title if n == 0 else f"{grid.title} (continued, {n + 1} of {len(parts)})"
                 out.append(_table(grid, keys + ks, title, None, n > 0, split))
             if grid.caption:
-                out.append(Text(grid.caption))   # under the last part, wrapped at the terminal's width
+                out.append(cell(grid.caption))   # under the last part, wrapped at the terminal's width
             return out
     return _records(grid)
 

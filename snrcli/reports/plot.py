@@ -8,6 +8,7 @@ the partial rho) in the title; points coloured by a covariate when asked.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,21 @@ def require_matplotlib() -> Any:
     return plt
 
 
+def plot_format(path: str) -> str:
+    """The image format that ``path``'s suffix names (png without a suffix); a usage error for a suffix
+    matplotlib cannot write. Needs matplotlib (``require_matplotlib``)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if not suffix:
+        return "png"
+    known = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in known:
+        raise UsageError(f"--plot {path}: unknown image format {suffix!r}; use one of "
+                         f"{', '.join('.' + k for k in sorted(known))}")
+    return suffix
+
+
 def _colour_values(raw: list[str]) -> tuple[list[float] | None, list[str]]:
     """Numbers when every cell is one (a colour scale), else the cells as categories."""
     try:
@@ -41,14 +57,18 @@ def _colour_values(raw: list[str]) -> tuple[list[float] | None, list[str]]:
 
 def scatter_panels(result, path: str, *, columns: int = 4, colour_name: str | None = None,
                    colours: list[str] | None = None) -> None:
-    """Write ``path`` (PNG, or any format matplotlib knows by the suffix) with one panel per row of ``result``.
+    """Write ``path`` (PNG, or any format matplotlib knows by the suffix) with one panel per row of
+    ``result``, atomically.
 
     Each panel: the figure against the target, one point per run, the least-squares line, Spearman's
     rho and, when ``result`` has a control, the partial rho given it. ``colours`` (one covariate cell per
     run, named ``colour_name``) colours the points: a colour scale when every cell is a number, else one
     colour per value with a legend.
     """
+    from .outfiles import write_file
+
     plt = require_matplotlib()
+    fmt = plot_format(path)
     rows = result.rows
     figs = {f.key: f for f in result.figures}
     n = len(rows)
@@ -95,8 +115,10 @@ def scatter_panels(result, path: str, *, columns: int = 4, colour_name: str | No
         fig.legend(handles, labels, title=colour_name, loc="lower center", ncol=min(len(cats), 6), fontsize=7)
     if scale is None:
         fig.tight_layout(rect=(0, 0.06 if cats else 0, 1, 1))
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    try:
+        write_file(path, "--plot", lambda tmp: fig.savefig(tmp, dpi=80, format=fmt))
+    finally:
+        plt.close(fig)
 
 
 def _num(v) -> str:
