@@ -221,27 +221,28 @@ def test_line_progress_every_tenth_or_ten_seconds_with_rate_and_time_left():
         clock.t = done / 10
         p(done, total)
     p.close()
-    # from 2 s on: the first line, then one per tenth (each tenth is 10 s here), then the last line
-    assert len(lines) == 11, lines
-    assert lines[0] == "analysing: 20 of 1,000 items (2%), 10 items/s, about 1 min 38 s left"
-    assert lines[1].startswith("analysing: 100 of 1,000 items (10%)")
+    # from 10 s on: one line per tenth (each tenth is 10 s here), then the last line
+    assert len(lines) == 10, lines
+    assert lines[0] == "analysing: 100 of 1,000 items (10%), 10 items/s, about 1 min 30 s left"
+    assert lines[1].startswith("analysing: 200 of 1,000 items (20%)")
     assert lines[-1] == "analysing: 1,000 of 1,000 items (100%), 10 items/s, done in 1 min 40 s"
 
 
 def test_line_progress_is_silent_for_short_runs_and_says_something_every_ten_seconds():
     clock, lines = Clock(), []
     p = LineProgress(lines.append, clock=clock)
-    clock.t = 1.0
+    clock.t = 5.0
     p(999, 1000)
-    clock.t = 1.5
+    clock.t = 9.5
     p(1000, 1000)
     p.close()
     assert lines == []
     slow = LineProgress(lines.append, clock=clock)
-    for s in range(0, 61):                          # 1 item a second out of 10,000: under a tenth
-        clock.t = 1.5 + s
+    for s in range(0, 71):                          # 1 item a second out of 10,000: under a tenth
+        clock.t = 9.5 + s
         slow(s, 10_000)
-    assert len(lines) == 6 and all("items/s" in ln and "left" in ln for ln in lines)
+    assert len(lines) == 7 and all("items/s" in ln and "left" in ln for ln in lines)
+    assert lines[0].startswith("analysing: 10 of 10,000 items (0%), 1 items/s")
 
 
 @pytest.mark.parametrize("s,text", [(4.4, "4 s"), (65, "1 min 05 s"), (7325, "2 h 02 min")])
@@ -262,7 +263,7 @@ def test_analyze_writes_progress_lines_to_a_log(monkeypatch):
         return real(self, done, total)
 
     monkeypatch.setattr(render.LineProgress, "__call__", tick)
-    r = snr("analyze", MLP, "--data", DATA, "--batch-size", "50")
+    r = snr("analyze", MLP, "--data", DATA, "--batch-size", "20")
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("analysing: ")]
     assert lines and lines[-1].startswith("analysing: 540 of 540 items (100%)"), r.stderr
     assert all("items/s" in ln for ln in lines)
@@ -351,7 +352,7 @@ def test_correlate_writes_progress_lines_per_model(monkeypatch, tmp_path):
     monkeypatch.setattr(render.LineProgress, "__call__", tick)
     copy = tmp_path / "mlp_copy.onnx"
     shutil.copy(MLP, copy)
-    r = snr("correlate", MLP, CNN, str(copy), "--data", DATA, "--batch-size", "100")
+    r = snr("correlate", MLP, CNN, str(copy), "--data", DATA, "--batch-size", "20")
     for k, name in enumerate(("digits_mlp.onnx", "digits_cnn.onnx", "mlp_copy.onnx"), 1):
         mine = [ln for ln in r.stderr.splitlines() if ln.startswith(f"analysing {name} (model {k} of 3): ")]
         assert mine and mine[-1].endswith(tuple("0123456789s")) and "540 of 540 items (100%)" in mine[-1], r.stderr

@@ -297,9 +297,10 @@ def duration(seconds: float) -> str:
 class LineProgress:
     """Progress as plain lines, for a stderr that is not a terminal (CI logs): from ``first`` seconds on,
     a line whenever another tenth of the items is done or ``every`` seconds have passed, whichever comes
-    first (items done, rate, time left), and a last line when a run that printed any finishes."""
+    first (items done, rate, time left), and a last line when a run that printed any finishes. Runs
+    shorter than ``first`` print nothing (an error then stays the only line)."""
 
-    def __init__(self, write: Callable[[str], None], label: str = "analysing", *, first: float = 2.0,
+    def __init__(self, write: Callable[[str], None], label: str = "analysing", *, first: float = 10.0,
                  every: float = 10.0, clock: Callable[[], float] | None = None) -> None:
         self.write, self.label, self.first, self.every = write, label, first, every
         self.clock = clock or time.monotonic
