@@ -96,7 +96,7 @@ def _analyze(model: ModelInput, data: DataInput, settings: Settings, hashes: dic
     batch_size = settings.batch_size
     proto, info, ds, source = prepare(model, data, settings)
     if data.in_memory:
-        hashes["data"] = data.matched_hash(ds, settings.label_key)
+        hashes["data"] = data.matched_hash(ds)
     weights = [L.weight for L in info.layers]
     big = sum(w.size for w in weights) >= ASIDE_MIN_WEIGHTS
     aside = {**hashes, "baselines": Aside(_weight_baselines, weights, start=big)}

@@ -68,7 +68,7 @@ class ModelInput:
     def label(self) -> str:
         return self.path if self.path is not None else MEMORY_MODEL
 
-    def hash(self):
+    def hash(self) -> FileHash | Known:
         return FileHash(self.path) if self.path is not None else Known(hashlib.sha256(self.raw).hexdigest())
 
     def load(self) -> tuple[onnx.ModelProto, bytes | None]:
@@ -120,18 +120,17 @@ class DataInput:
     def label(self) -> str:
         return self.path if self.path is not None else MEMORY_DATA
 
-    def hash(self):
+    def hash(self) -> FileHash | None:
         """The data file's sha256 (on a side thread); in memory, see ``matched_hash``."""
         return FileHash(self.path) if self.path is not None else None
 
-    def matched_hash(self, ds: Dataset, label_key: str | None) -> Known:
+    def matched_hash(self, ds: Dataset) -> Known:
         """In memory: the sha256 of the arrays the analysis reads, named after the model inputs they
         feed, and the labels as 'labels' (so an array, a dict and (inputs, labels) batches of the same
         numbers hash alike)."""
         arrays = {name: self.arrays[key] for name, key in ds.keys.items()}
-        lk = label_key if label_key is not None else (LABEL_KEY if LABEL_KEY in self.arrays else None)
-        if lk is not None:
-            arrays[LABEL_KEY] = self.arrays[lk]
+        if ds.label_key is not None:
+            arrays[LABEL_KEY] = self.arrays[ds.label_key]
         return Known(array_sha256(arrays))
 
     def keys(self) -> list[str]:

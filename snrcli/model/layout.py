@@ -29,7 +29,7 @@ def input_layout(graph: onnx.GraphProto, name: str, rank: int) -> str | None:
         return None
     readers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
-        for i, x in enumerate(node.input):
+        for x in node.input:
             readers.setdefault(x, []).append(node)
     to_first = [0, rank - 1] + list(range(1, rank - 1))
     found: set[str] = set()
