@@ -148,7 +148,7 @@ def to_onnx(net, act_op: str, path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def train_all(specs: list[dict], args, models: Path, results: Path) -> float:
+def train_all(specs: list[dict], args, models: Path) -> float:
     import torch
 
     torch.set_num_threads(args.threads)
@@ -201,7 +201,9 @@ def analyse_all(specs: list[dict], args, models: Path, out: Path, data: Path) ->
         try:
             report = analyze(model, data, batch_size=500, threads=args.threads, **kwargs)
         except TypeError as e:
-            sys.exit(f"this snrcli does not take {sorted(kwargs)} ({e}); leave --noise-model out")
+            if "noise_model" in str(e):
+                sys.exit(f"this snrcli has no noise_model option ({e}); leave --noise-model out")
+            raise
         d = json.loads(report.to_json())
         d["model"]["path"], d["data"]["path"] = model.name, data.name
         (reports / f"{spec['run']}.json").write_text(json.dumps(d, indent=1) + "\n")
@@ -264,7 +266,7 @@ def main() -> None:
     summary_path = results / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     if not args.analyse_only:
-        summary["train_seconds_this_run"] = round(train_all(specs, args, models, results), 1)
+        summary["train_seconds_this_run"] = round(train_all(specs, args, models), 1)
     missing = [s["run"] for s in specs if not (models / f"{s['run']}.onnx").exists()]
     if missing:
         sys.exit(f"{len(missing)} models missing in {models} (first: {missing[0]}); run without --analyse-only")
