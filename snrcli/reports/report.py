@@ -58,8 +58,17 @@ class LayerResult:
     unit_G_centred: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # activity gate, weight shape, ...
 
-    def to_dict(self) -> dict[str, Any]:
-        return clean({**{k: self.fields.get(k) for k in LAYER_KEYS}, **self.extra})
+    def to_dict(self, units: bool = False) -> dict[str, Any]:
+        """The ``layers[]`` entry; with ``units``, also ``per_unit`` (the columns of ``units.csv``)."""
+        d = {**{k: self.fields.get(k) for k in LAYER_KEYS}, **self.extra}
+        if units:
+            d["per_unit"] = self.per_unit()
+        return clean(d)
+
+    def per_unit(self) -> dict[str, Any]:
+        """One list per unit figure, in unit order; ``S_centred``/``G_centred`` null unless the classifier."""
+        return {"S": self.unit_S, "G": self.unit_G, "activity": self.unit_r,
+                "S_centred": self.unit_S_centred, "G_centred": self.unit_G_centred}
 
 
 @dataclass
@@ -80,14 +89,15 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, units: bool = False) -> dict[str, Any]:
+        """The ``snr-report/1`` object; ``units`` adds each layer's ``per_unit`` lists (``analyze --units``)."""
         return clean({
             "schema": SCHEMA,
             "tool": self.tool,
             "model": self.model,
             "data": self.data,
             "settings": self.settings,
-            "layers": [L.to_dict() for L in self.layers],
+            "layers": [L.to_dict(units) for L in self.layers],
             "skipped": self.skipped,
             "network": self.network,
             "accuracy": self.accuracy,
@@ -98,8 +108,8 @@ class Report:
             "meta": self.meta,
         })
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+    def to_json(self, units: bool = False) -> str:
+        return json.dumps(self.to_dict(units), indent=2, allow_nan=False)
 
 
 def layers_csv(report: Report) -> str:
@@ -126,8 +136,11 @@ def units_csv(report: Report) -> str:
     return buf.getvalue()
 
 
-def write_run_folder(report: Report, out: str | os.PathLike, *, force: bool = False) -> Path:
-    """Write report.json, layers.csv and units.csv into ``out`` atomically (temporary folder, then rename)."""
+def write_run_folder(report: Report, out: str | os.PathLike, *, force: bool = False, units: bool = False) -> Path:
+    """Write report.json, layers.csv and units.csv into ``out`` atomically (temporary folder, then rename).
+
+    ``units`` also puts the per-unit lists into report.json (units.csv has them either way).
+    """
     target = Path(out)
     if target.exists() and not force:
         raise UsageError(f"output folder {target} exists; pass --force to replace it")
@@ -140,7 +153,7 @@ def write_run_folder(report: Report, out: str | os.PathLike, *, force: bool = Fa
     except OSError as e:
         raise UsageError(f"cannot create --out {target}: {e.strerror or e}") from e
     try:
-        (tmp / "report.json").write_text(report.to_json() + "\n")
+        (tmp / "report.json").write_text(report.to_json(units) + "\n")
         (tmp / "layers.csv").write_text(layers_csv(report))
         (tmp / "units.csv").write_text(units_csv(report))
         if target.exists():
