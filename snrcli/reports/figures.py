@@ -96,7 +96,7 @@ def layer_overview(runs: Sequence[tuple[str, list[dict[str, Any]]]]) -> str:
         axes[0].invert_yaxis()
         handles = [h for ax in axes[:2] for h in ax.get_legend_handles_labels()[0]]
         labels = [t for ax in axes[:2] for t in ax.get_legend_handles_labels()[1]]
-        if labels:
+        if labels and m > 1:            # one run: the caption explains the diamond
             seen = dict(zip(labels, handles))
             fig.legend(seen.values(), seen.keys(), loc="lower center", ncol=3, frameon=False,
                        bbox_to_anchor=(0.5, 1.0))

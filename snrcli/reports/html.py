@@ -156,8 +156,11 @@ caption { text-align: left; color: var(--muted); font-size: .88rem; caption-side
 th, td { border-bottom: 1px solid var(--line); padding: .22rem .55rem; text-align: left; vertical-align: top; }
 thead th { background: var(--band); font-weight: 600; vertical-align: bottom; }
 td.num { text-align: right; white-space: nowrap; }
+td.nowrap { white-space: nowrap; }
 td.up { color: var(--up); } td.down { color: var(--down); }
-td.name { overflow-wrap: anywhere; min-width: 7rem; max-width: 22rem; }
+td.name { overflow-wrap: break-word; min-width: 6rem; max-width: 24rem; }
+.columns { display: flex; flex-wrap: wrap; gap: 0 2.5rem; align-items: flex-start; }
+.columns > table { flex: 1 1 24rem; }
 table.kv th { font-weight: 600; color: var(--muted); white-space: nowrap; padding-right: 1.2rem; }
 table.kv td { overflow-wrap: anywhere; }
 tr.differs td, tr.differs th { background: #fff4e5; }

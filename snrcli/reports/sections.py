@@ -125,7 +125,10 @@ def analysed_rows(run: PageRun) -> list[tuple[str, Any]]:
 
 
 def analysed_one(run: PageRun) -> Html:
-    return key_values(analysed_rows(run))
+    """Two tables side by side: the files, then how they were analysed."""
+    rows = analysed_rows(run)
+    half = 6
+    return tag("div", key_values(rows[:half]), key_values(rows[half:]), class_="columns")
 
 
 def analysed_two(a: PageRun, b: PageRun) -> Html:

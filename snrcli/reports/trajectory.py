@@ -48,9 +48,9 @@ def _runs_table(runs: list[PageRun], x_column: str | None) -> Html:
     for k, r in enumerate(runs, start=1):
         cells: list[Any] = [num_cell(k), tag("td", r.label, class_="name")]
         if x_column:
-            cells.append(num_cell(r.x, 6))
+            cells.append(tag("td", f"{r.x:g}", class_="num", data_value=repr(r.x)))
         sha = r.get("model.sha256")
-        cells.append(tag("td", tag("span", (sha or "-")[:12], class_="mono", title=sha)))
+        cells.append(tag("td", tag("span", (sha or "-")[:12], class_="mono", title=sha), class_="nowrap"))
         cells += [num_cell(r.get(f"network.{key}")) for key in NETWORK_KEYS]
         cells.append(num_cell(r.get("accuracy")))
         cells += [num_cell(r.get(f"baselines.{key}")) for key in BASELINE_KEYS]
