@@ -349,3 +349,50 @@ def test_trajectory_with_some_runs_lacking_per_unit_data(run_cli, tmp_path):
     page = Page((tmp_path / "t.html").read_text())
     assert "1 of 3 runs have no per-unit figures" in page.text
     assert len(page.images) == 2 + 3
+
+
+def test_checkpoints_example_results_render(run_cli, tmp_path):
+    """The committed run folders of examples/checkpoints give the trajectory the example's page shows."""
+    results = Path(__file__).resolve().parents[1] / "examples" / "checkpoints" / "results"
+    runs = sorted(str(p) for p in (results / "runs").iterdir())
+    assert len(runs) == 11
+    run_cli("report", *runs, "--covariates", results / "covariates.csv", "--x", "epoch", "--html", "t.html")
+    page = Page((tmp_path / "t.html").read_text())
+    committed = Page((results / "training.html").read_text())
+    assert [cell_value(r["cells"][2]) for r in page.body_rows("runs")] == list(range(11))
+    for mine, theirs in zip(page.body_rows("runs"), committed.body_rows("runs")):
+        assert [c["attrs"].get("data-value") for c in mine["cells"][2:]] == \
+            [c["attrs"].get("data-value") for c in theirs["cells"][2:]]
+    assert len(page.images) == len(committed.images) == 2 + 3
+
+
+def test_null_figures_and_layers_in_one_run_only(run_cli, tmp_path):
+    """An all-undefined layer shows '-' and 'no defined unit'; a layer missing from B is 'A only'."""
+    base = report_of(analyse(tmp_path, "a", seed=1, units_json=True, folder_run=False))
+    odd = json.loads(json.dumps(base))
+    L = odd["layers"][1]
+    for key in ("S_mean", "G_mean", "S_mean_unweighted", "G_mean_unweighted"):
+        L[key] = None
+    L["undefined_units"] = L["units"]
+    L["undefined_reasons"] = {"no kept input": L["units"]}
+    L["per_unit"]["S"] = [None] * L["units"]
+    L["per_unit"]["G"] = [None] * L["units"]
+    odd["network"] = {"G_hidden": None, "G_final": odd["network"]["G_final"], "G_total": None}
+    (tmp_path / "odd.json").write_text(json.dumps(odd))
+    run_cli("report", "odd.json", "--html", "odd.html")
+    page = Page((tmp_path / "odd.html").read_text())
+    assert_layer_table(page, odd)
+    assert "6 (no kept input: 6)" in page.text
+    assert "no defined unit" in svg_of(page.images[2])
+    net = {r["cells"][0]["text"]: r["cells"][1]["text"] for r in page.body_rows("network")}
+    assert net["G_total"] == "-"
+
+    short = json.loads(json.dumps(base))
+    short["layers"] = short["layers"][:2]
+    (tmp_path / "short.json").write_text(json.dumps(short))
+    res = run_cli("report", "odd.json", "short.json", "--html", "ab.html")
+    assert "layer 3 only in A" in res.stderr
+    page = Page((tmp_path / "ab.html").read_text())
+    rows = page.body_rows("layers")
+    assert len(rows) == 3 and rows[2]["cells"][1]["text"] == "fc3 (A only)"
+    assert "layer 3 only in A" in page.text and "(not in B)" in page.text

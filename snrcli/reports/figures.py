@@ -31,10 +31,11 @@ def _plt():
     return require_matplotlib("snr report")
 
 
-def _svg(fig) -> str:
+def _svg(fig, tight: bool = True) -> str:
+    """The figure as a data: URI; ``tight`` crops to what is drawn (needed for legends outside the axes)."""
     plt = _plt()
     buf = io.BytesIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -168,19 +169,19 @@ def unit_distributions(sides: Sequence[tuple[str, dict[str, Any], LayerUnits]]) 
         first = np.atleast_1d(axes)[0]
         if first.get_legend_handles_labels()[1]:
             first.legend(loc="upper left", frameon=False)
-        fig.tight_layout()
-        return _svg(fig)
+        fig.tight_layout(pad=0.3)
+        return _svg(fig, tight=False)
 
 
 # --------------------------------------------------------------------------- trajectories
 
 
 def _x_axis(ax, x: np.ndarray, xlabel: str, integer: bool) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_xlabel(xlabel)
-    if integer and len(x) <= 40:
-        ax.set_xticks(x)
-        if len(x) > 20:
-            ax.tick_params(axis="x", labelsize=6.5)
+    if integer:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
 
 
 def trajectory_network(x: np.ndarray, xlabel: str, integer: bool, network: dict[str, list[Any]],
