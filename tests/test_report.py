@@ -18,7 +18,7 @@ import pytest
 
 from conftest import check_report_dict
 from report_runs import ESCAPE_NAME, ODD_NAMES, Page, analyse, family, report_of
-from snrcli.errors import ReportError
+from snrcli.errors import ReportError, SnrError
 from snrcli.reports.units import load_units, parse_units_csv, units_from_json
 
 pytest.importorskip("matplotlib")
@@ -396,3 +396,68 @@ def test_null_figures_and_layers_in_one_run_only(run_cli, tmp_path):
     rows = page.body_rows("layers")
     assert len(rows) == 3 and rows[2]["cells"][1]["text"] == "fc3 (A only)"
     assert "layer 3 only in A" in page.text and "(not in B)" in page.text
+
+
+
+ODD_VALUES = ["text", -1, 10 ** 15, 1.5e300, [], {}, None, True, "<b>x</b>"]
+LAYER_PATHS = [("layers", 0, "name"), ("layers", 0, "units"), ("layers", 0, "S_mean"), ("layers", 0, "inputs"),
+               ("layers", 0, "classifier"), ("layers", 2, "G_mean_centred"), ("layers", 0, "activity_mean")]
+OTHER_PATHS = [("model",), ("model", "path"), ("data", "samples"), ("settings",), ("settings", "min_level"),
+               ("settings", "scale"), ("warnings",), ("skipped",), ("network", "G_total"), ("accuracy",),
+               ("baselines",), ("baselines", "sum_squared_weights"), ("meta", "command"),
+               ("layers", 0, "undefined_reasons"), ("layers", 0, "weight_shape"), ("layers", 0, "index"),
+               ("layers", 1, "per_unit"), ("layers", 1, "per_unit", "S")]
+
+
+def _odd_pages(tmp_path, paths, counts, units_json):
+    """Render a report with each path set to each odd value; count pages and refusals (ReportError)."""
+    from snrcli.reports.pages import load_runs, render
+
+    base = report_of(analyse(tmp_path, "a", seed=1, units_json=units_json, folder_run=False))
+    outcomes = {"page": 0, "refused": 0}
+    for path in paths:
+        for value in ODD_VALUES:
+            d = json.loads(json.dumps(base))
+            cur = d
+            for step in path[:-1]:
+                cur = cur[step]
+            cur[path[-1]] = value
+            f = tmp_path / "odd.json"
+            f.write_text(json.dumps(d))
+            for n in counts:
+                try:
+                    text = render(load_runs([str(f)] * n), allow_different_settings=True)
+                except SnrError as e:
+                    assert e.exit_code == 2, e
+                    outcomes["refused"] += 1
+                    continue
+                assert "<b>x</b>" not in text and "<script" not in text.lower()
+                outcomes["page"] += 1
+    return outcomes
+
+
+def test_odd_values_in_a_report_never_crash(tmp_path, monkeypatch):
+    """Any field replaced by a value of another type: a page, or one ReportError, in every mode (figures
+    stubbed here; the next test draws them)."""
+    import snrcli.reports.figures as figures
+
+    for name in ("layer_overview", "unit_distributions", "trajectory_network", "trajectory_layers",
+                 "trajectory_units"):
+        monkeypatch.setattr(figures, name, lambda *a, **k: "data:image/svg+xml;base64,")
+    outcomes = _odd_pages(tmp_path, LAYER_PATHS + OTHER_PATHS, (1, 2, 3), units_json=True)
+    assert outcomes["page"] > outcomes["refused"] > 0
+
+
+def test_odd_layer_values_are_drawn(tmp_path):
+    """The layer overview figure with every layer field of layers 1 and 3 set to each odd value at once."""
+    from snrcli.reports.figures import layer_overview
+
+    base = report_of(analyse(tmp_path, "a", seed=1, folder_run=False))
+    for value in ODD_VALUES:
+        layers = json.loads(json.dumps(base["layers"]))
+        for L in (layers[0], layers[2]):
+            for key in ("name", "units", "S_mean", "G_mean", "inputs", "inputs_kept", "classifier",
+                        "G_mean_centred", "S_mean_centred", "activity_mean"):
+                L[key] = value
+        uri = layer_overview([("a", layers), ("b", base["layers"])])
+        assert uri.startswith("data:image/svg+xml;base64,") and len(uri) > 1000

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..errors import UsageError
-from .compare import Run, compare_runs, unique_labels
+from ..errors import ReportError, UsageError
+from .compare import (BASELINE_KEYS, NETWORK_KEYS, Comparison, Run, align_layers, check_settings, triple,
+                      unique_labels)
 from .files import STDIN, read_report
 from .html import figure, page, tag
 from .sections import (PageRun, analysed_one, analysed_two, compare_view, footer, layer_sections_one,
@@ -38,6 +39,7 @@ def load_runs(specs: list[str] | tuple[str, ...]) -> list[PageRun]:
     runs = []
     for s in specs:
         r = read_report(s)
+        _check_indices(r.report, r.label)
         units, where = load_units(r.report, r.path, r.kind, r.label)
         runs.append(PageRun(r.report, r.label, s, r.kind, r.path, r.sha256, units, where))
     shadow = [Run(p.report, p.label, p.source, p.kind) for p in runs]
@@ -45,6 +47,18 @@ def load_runs(specs: list[str] | tuple[str, ...]) -> list[PageRun]:
     for p, s in zip(runs, shadow):
         p.label = s.label
     return runs
+
+
+def _check_indices(report: dict, label: str) -> None:
+    """Every layer has its own whole-number ``index`` (pages link and match layers by it)."""
+    seen = set()
+    for pos, L in enumerate(report.get("layers") or [], start=1):
+        idx = L.get("index")
+        if isinstance(idx, bool) or not isinstance(idx, int):
+            raise ReportError(f"{label}: layers[{pos}] has no integer 'index'")
+        if idx in seen:
+            raise ReportError(f"{label}: two layers have index {idx}")
+        seen.add(idx)
 
 
 def one_run(run: PageRun) -> str:
@@ -63,9 +77,30 @@ def one_run(run: PageRun) -> str:
     return page(f"snr report: {model}", f"one run \u00b7 {run.label}", nav, body, footer())
 
 
+def pair_data(a: PageRun, b: PageRun, *, allow_different_settings: bool, warn: Warn | None) -> Comparison:
+    """What ``snr compare A B`` computes (layers matched by index, deltas B-A), without its ranking."""
+    warnings: list[str] = []
+
+    def note(msg: str) -> None:
+        warnings.append(msg)
+        if warn:
+            warn(msg)
+
+    ra, rb = compare_view([a, b])
+    diffs = check_settings([ra, rb], allow_different_settings, note)
+    cmp = Comparison(runs=[ra, rb], figures=list(PAIR_FIGURES), rank_by="", ascending=False, ranking=[],
+                     settings_differ=diffs, warnings=warnings)
+    cmp.layers = align_layers(ra, rb, cmp.figures, note)
+    cmp.network = {k: triple(a.get(f"network.{k}"), b.get(f"network.{k}")) for k in NETWORK_KEYS}
+    cmp.accuracy = triple(a.get("accuracy"), b.get("accuracy"))
+    ba, bb = a.get("baselines"), b.get("baselines")
+    ba, bb = (ba if isinstance(ba, dict) else {}), (bb if isinstance(bb, dict) else {})
+    cmp.baselines = {k: triple(ba.get(k), bb.get(k)) for k in BASELINE_KEYS if k in ba or k in bb}
+    return cmp
+
+
 def two_runs(a: PageRun, b: PageRun, *, allow_different_settings: bool, warn: Warn | None) -> str:
-    cmp = compare_runs(compare_view([a, b]), figures=PAIR_FIGURES,
-                       allow_different_settings=allow_different_settings, warn=warn)
+    cmp = pair_data(a, b, allow_different_settings=allow_different_settings, warn=warn)
     overview = figures.layer_overview([(f"A: {a.label}", a.layers), (f"B: {b.label}", b.layers)])
     body = [
         tag("section", tag("h2", "What was analysed"), analysed_two(a, b), id="run"),

@@ -93,7 +93,8 @@ def _labels(run: PageRun) -> str:
 
 def analysed_rows(run: PageRun) -> list[tuple[str, Any]]:
     """(name, value) rows saying what was analysed and how; values are text or ``Html``."""
-    s = run.get("settings") or {}
+    s = run.get("settings")
+    s = s if isinstance(s, dict) else {}
     pre = [f"{k} {_list(s.get(k))}" for k in ("scale", "mean", "std") if s.get(k) is not None]
     if s.get("layout"):
         pre.append(f"layout {s['layout']}")
@@ -144,9 +145,11 @@ def analysed_two(a: PageRun, b: PageRun) -> Html:
 
 def network_one(run: PageRun) -> Html:
     rows = []
+    baselines = run.get("baselines")
+    baselines = baselines if isinstance(baselines, dict) else {}
     for group, key, what in NETWORK_ROWS:
         v = run.get(f"{group}.{key}" if group else key)
-        if group == "baselines" and v is None and key not in (run.get("baselines") or {}):
+        if group == "baselines" and v is None and key not in baselines:
             continue
         extra = f" ({run.get('labelled')} items)" if key == "accuracy" and v is not None else ""
         rows.append([tag("th", key, scope="row"), num_cell(v), tag("td", what + extra)])
@@ -187,9 +190,13 @@ def run_warnings(runs: list[PageRun], extra: list[str] = ()) -> Html:
     many = len(runs) > 1
     items = [("", w) for w in extra]
     for r in runs:
-        items += [(r.label if many else "", str(w)) for w in r.report.get("warnings") or []]
-    skipped = [(r.label, s) for r in runs for s in r.report.get("skipped") or [] if isinstance(s, dict)]
+        items += [(r.label if many else "", str(w)) for w in _as_list(r.report.get("warnings"))]
+    skipped = [(r.label, s) for r in runs for s in _as_list(r.report.get("skipped")) if isinstance(s, dict)]
     return warnings_block(items, skipped)
+
+
+def _as_list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
 
 
 def undefined_text(L: dict[str, Any]) -> str:
