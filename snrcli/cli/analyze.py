@@ -9,6 +9,7 @@ import click
 
 from .base import CONTEXT, common_flags, get_state
 from .options import analysis_kwargs, analysis_options, run_analysis
+from ..errors import UsageError
 from ..safetext import printable
 
 
@@ -20,9 +21,12 @@ from ..safetext import printable
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write DIR/report.json, DIR/layers.csv and DIR/units.csv (atomically).")
 @click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--units", "units", is_flag=True,
+              help="Add every unit's S, G and activity to the JSON report (layers[].per_unit; --json, --out).")
 @analysis_options
 @common_flags
-def analyze(model: str, data: str, as_json: bool, out_dir: str | None, force: bool, **kw: Any) -> None:
+def analyze(model: str, data: str, as_json: bool, out_dir: str | None, force: bool, units: bool,
+            **kw: Any) -> None:
     """Analyse MODEL (.onnx) on the data: S and G per layer, network sums (eq. 10, 13, 14).
 
     \b
@@ -32,15 +36,17 @@ def analyze(model: str, data: str, as_json: bool, out_dir: str | None, force: bo
     from ..reports.report import check_out_dir, write_run_folder
 
     state = get_state()
+    if units and not (as_json or out_dir):
+        raise UsageError("--units adds per-unit figures to the JSON report: give --json or --out DIR")
     if out_dir:
         check_out_dir(out_dir, force=force)
     report = run_analysis(model, data, analysis_kwargs(kw))
     if out_dir:
-        write_run_folder(report, out_dir, force=force)
+        write_run_folder(report, out_dir, force=force, units=units)
         if not state.quiet:
             click.echo(printable(f"wrote {out_dir}/report.json, layers.csv, units.csv"), err=True)
     if as_json:
-        click.echo(report.to_json())
+        click.echo(report.to_json(units))
     else:
         from .render import analysis_grids
         state.print_grids(analysis_grids(report.to_dict()))

@@ -15,17 +15,17 @@ import numpy as np
 
 from ..errors import UsageError
 
-EXTRA_MESSAGE = "--plot needs matplotlib, the optional extra snrcli[plot]: pip install 'snrcli[plot]'"
+EXTRA_MESSAGE = "{what} needs matplotlib, the optional extra snrcli[plot]: pip install 'snrcli[plot]'"
 
 
-def require_matplotlib() -> Any:
-    """matplotlib.pyplot on the non-interactive Agg backend, or a usage error naming the extra."""
+def require_matplotlib(what: str = "--plot") -> Any:
+    """matplotlib.pyplot on the non-interactive Agg backend, or a usage error naming ``what`` and the extra."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UsageError(EXTRA_MESSAGE) from None
+        raise UsageError(EXTRA_MESSAGE.format(what=what)) from None
     return plt
 
 

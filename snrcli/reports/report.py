@@ -63,12 +63,22 @@ class LayerResult(dict):
     def fields(self) -> dict[str, Any]:
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return clean(dict(self))
+    def to_dict(self, units: bool = False) -> dict[str, Any]:
+        """The ``layers[]`` entry; with ``units``, also ``per_unit`` (the columns of ``units.csv``)."""
+        d = dict(self)   # a layer read from JSON keeps the per_unit lists it came with
+        if units and self.unit_S is not None:
+            d["per_unit"] = self.per_unit()
+        return clean(d)
+
+    def per_unit(self) -> dict[str, Any]:
+        """One list per unit figure, in unit order; ``S_centred``/``G_centred`` null unless the classifier."""
+        return {"S": self.unit_S, "G": self.unit_G, "activity": self.unit_r,
+                "S_centred": self.unit_S_centred, "G_centred": self.unit_G_centred}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LayerResult":
-        """A layer of a report read from JSON: its figures, without per-unit arrays."""
+        """A layer of a report read from JSON: its figures (and ``per_unit`` lists, when it has them),
+        without per-unit arrays."""
         return cls(fields=d, extra={k: v for k, v in d.items() if k not in LAYER_KEYS})
 
     def unit_rows(self) -> list[dict[str, Any]]:
@@ -119,14 +129,15 @@ class Report:
         """One plain dict per unit of every layer (``units.csv``); [] for a report read from JSON."""
         return [row for L in self.layers for row in L.unit_rows()]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, units: bool = False) -> dict[str, Any]:
+        """The ``snr-report/1`` object; ``units`` adds each layer's ``per_unit`` lists (``analyze --units``)."""
         return clean({
             "schema": SCHEMA,
             "tool": self.tool,
             "model": self.model,
             "data": self.data,
             "settings": self.settings,
-            "layers": [L.to_dict() for L in self.layers],
+            "layers": [L.to_dict(units) for L in self.layers],
             "skipped": self.skipped,
             "network": self.network,
             "accuracy": self.accuracy,
@@ -137,8 +148,8 @@ class Report:
             "meta": self.meta,
         })
 
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+    def to_json(self, units: bool = False, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(units), indent=indent, allow_nan=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Report":
@@ -186,8 +197,11 @@ def units_csv(report: Report) -> str:
     return buf.getvalue()
 
 
-def write_run_folder(report: Report, out: str | os.PathLike, *, force: bool = False) -> Path:
-    """Write report.json, layers.csv and units.csv into ``out`` atomically (temporary folder, then rename)."""
+def write_run_folder(report: Report, out: str | os.PathLike, *, force: bool = False, units: bool = False) -> Path:
+    """Write report.json, layers.csv and units.csv into ``out`` atomically (temporary folder, then rename).
+
+    ``units`` also puts the per-unit lists into report.json (units.csv has them either way).
+    """
     target = Path(out)
     if target.exists() and not force:
         raise UsageError(f"output folder {target} exists; pass --force to replace it")
@@ -200,7 +214,7 @@ def write_run_folder(report: Report, out: str | os.PathLike, *, force: bool = Fa
     except OSError as e:
         raise UsageError(f"cannot create --out {target}: {e.strerror or e}") from e
     try:
-        (tmp / "report.json").write_text(report.to_json() + "\n")
+        (tmp / "report.json").write_text(report.to_json(units) + "\n")
         (tmp / "layers.csv").write_text(layers_csv(report))
         (tmp / "units.csv").write_text(units_csv(report))
         if target.exists():
