@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -123,6 +122,8 @@ def progress_bar(console: Console, enabled: bool, label: str = "items") -> Itera
     if not enabled or not console.is_terminal:
         yield lambda done, total: None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TextColumn(label),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("run", total=None)
