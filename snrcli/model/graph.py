@@ -17,6 +17,7 @@ import onnx
 from onnx import helper
 
 from .constants import ConstantFolder, _attr
+from .reach import WEIGHTED, live_tensors, score_kind, subgraph_ops
 from ..errors import ModelError, UsageError
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -68,6 +69,7 @@ class Layer:
     gate: str | None = None
     classifier: bool = False
     weight_name: str = ""
+    feeds_output: bool = True           # False when no graph output depends on the layer's output
 
     @property
     def units(self) -> int:
@@ -119,6 +121,7 @@ class GraphInfo:
     accuracy_output: str | None
     shapes: dict[str, list[Dim]] = field(default_factory=dict)
     weight_inputs: list[str] = field(default_factory=list)  # initializers also listed as graph inputs
+    score_kind: str | None = None   # the scored output: "probability" (Sigmoid), "logit" (a layer's output)
 
 
 def node_name(node: onnx.NodeProto) -> str:
@@ -390,6 +393,9 @@ def _as_layer(node, folder: ConstantFolder) -> Layer | Skipped | None:
         return Skipped(name, op, "node has no output (malformed graph)")
     a_const, b = folder.is_constant(node.input[0]), folder.value(node.input[1])
     if b is None:
+        why = folder.why_not(node.input[1])
+        if why:
+            return Skipped(name, op, f"its weight {node.input[1]!r} comes from constants but is not usable: {why}")
         return Skipped(name, op, "constant on the left" if a_const else
                        f"{op} of two activations" if op != "Conv" else "weight is not a constant")
     b = b.astype(np.float64)
@@ -438,6 +444,10 @@ def discover(model: onnx.ModelProto, *, output: str | None = None,
             layers.append(found)
         elif isinstance(found, Skipped):
             skipped.append(found)
+        skipped += [Skipped(*s) for s in subgraph_ops(node, (*WEIGHTED, *SKIP_REASONS, *ML_WEIGHTED))]
+    live = live_tensors(nodes, [o.name for o in graph.output])
+    for layer in layers:
+        layer.feeds_output = layer.output in live
     walker = _Walker(nodes, folder, shapes, opset)
     for layer in layers:
         layer.gate = walker.activity_gate(layer.output)
@@ -447,5 +457,6 @@ def discover(model: onnx.ModelProto, *, output: str | None = None,
             if layer.group == 1 and walker.reaches_output(layer, acc_out):
                 layer.classifier = True
                 break
+    kind = score_kind(nodes, acc_out, {L.output for L in layers}, folder.is_constant)
     return GraphInfo(layers=layers, skipped=skipped, inputs=inputs, outputs=[o.name for o in graph.output],
-                     accuracy_output=acc_out, shapes=shapes, weight_inputs=weight_inputs)
+                     accuracy_output=acc_out, shapes=shapes, weight_inputs=weight_inputs, score_kind=kind)
