@@ -1,4 +1,6 @@
-"""The settings of an analysis and their documented defaults (recorded in every report)."""
+"""The settings of an analysis and their documented defaults (recorded in every report).
+
+Imported by the command-line options at start-up: keep it free of numpy and onnx."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ DEFAULT_MIN_ACTIVITY = 0.01
 PRECISIONS = ("mixed", "float64")   # products of float32 activations: float32 blocks summed in float64, or float64
 DEFAULT_PRECISION = "mixed"
 ASIDE_MIN_WEIGHTS = 1 << 20   # weight baselines on a side thread from this many weights (else when asked)
+MAX_DEFAULT_THREADS = 4   # statistics threads by default: the available cores up to this (each keeps its own sums)
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ class FiniteFloatRange(click.FloatRange):
 
 def analysis_options(f: Callable) -> Callable:
     """The settings of an analysis, shared by every command that can analyse a model on the fly."""
-    from ..analysis.settings import DEFAULT_BATCH_SIZE, DEFAULT_MIN_ACTIVITY, DEFAULT_MIN_LEVEL, DEFAULT_PRECISION, PRECISIONS
-    from ..stats.threads import MAX_DEFAULT_THREADS
+    from ..analysis.settings import (DEFAULT_BATCH_SIZE, DEFAULT_MIN_ACTIVITY, DEFAULT_MIN_LEVEL, DEFAULT_PRECISION,
+                                     MAX_DEFAULT_THREADS, PRECISIONS)
 
     opts = [
         click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,

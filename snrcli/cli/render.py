@@ -23,8 +23,6 @@ from typing import Any, Callable, Iterator
 
 from rich.cells import cell_len
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
 from rich.table import Table
 from rich.text import Text
 
@@ -349,6 +347,9 @@ def progress_bar(console: Console, enabled: bool, label: str = "items") -> Itera
         yield lines
         lines.close()
         return
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
     with Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TextColumn(label),
                   TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=console,
                   transient=True) as bar:
