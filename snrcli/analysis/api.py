@@ -26,8 +26,9 @@ from ..reports.report import Report
 from .accumulate import Analysis, layer_result
 from .baselines import weight_baselines
 from .metrics import network_figures
+from .sitestats import site_warnings
 from .settings import (ASIDE_MIN_WEIGHTS, DEFAULT_BATCH_SIZE, DEFAULT_MIN_ACTIVITY, DEFAULT_MIN_LEVEL,
-                       DEFAULT_PRECISION, PRECISIONS, Settings)
+                       DEFAULT_NOISE_MODEL, DEFAULT_PRECISION, NOISE_MODELS, PRECISIONS, Settings)
 from .stream import prepare, run_range
 
 Progress = Callable[[int, int], None]
@@ -40,7 +41,8 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
             input_key: str | None = None, label_key: str | None = None, output: str | None = None,
             drop_nonfinite: bool = False, scale=None, mean=None, std=None, layout: str | None = None,
             providers: list[str] | None = None, threads: int | None = None,
-            custom_op_library: str | None = None, precision: str = DEFAULT_PRECISION, jobs: int = 1,
+            custom_op_library: str | None = None, precision: str = DEFAULT_PRECISION,
+            noise_model: str = DEFAULT_NOISE_MODEL, jobs: int = 1,
             scheduler: str | None = None, progress: Progress | None = None, warn: Warn | None = None,
             command: str | None = None) -> Report:
     """Analyse ``model`` on ``data`` and return the ``snr-report/1`` report (spec sections 1-9).
@@ -48,7 +50,8 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
     ``jobs`` > 1 shards the items over worker processes; ``scheduler`` (an address, or
     ``local:N``) runs the shards on a Dask cluster. ``precision="float64"`` multiplies float32
     activations in float64 too (default ``"mixed"``: float32 blocks of at most 4096 samples, summed
-    in float64). Raises ``SnrError`` subclasses for problems the user can fix.
+    in float64). ``noise_model="activation"`` reads a_j and r_i as normalised mean squared slopes of
+    the activations (paper appendix B.3) instead of ReLU on/off rates (default ``"relu"``). Raises ``SnrError`` subclasses for problems the user can fix.
     """
     settings = Settings(batch_size=batch_size, limit=limit, min_level=min_level, min_activity=min_activity,
                         centre_classifier=centre_classifier, input_key=input_key, label_key=label_key,
@@ -56,9 +59,11 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
                         scale=tuple(scale) if scale else None, mean=tuple(mean) if mean else None,
                         std=tuple(std) if std else None, layout=layout,
                         providers=tuple(providers) if providers else None, threads=threads,
-                        custom_op_library=custom_op_library, precision=precision)
+                        custom_op_library=custom_op_library, precision=precision, noise_model=noise_model)
     if precision not in PRECISIONS:
         raise UsageError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if noise_model not in NOISE_MODELS:
+        raise UsageError(f"noise model {noise_model!r}: expected one of {', '.join(NOISE_MODELS)}")
     warnings: list[str] = []
 
     def note(msg: str) -> None:
@@ -144,8 +149,11 @@ def _build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_
                   settings: Settings, warnings: list[str], note: Warn, command: str | None,
                   execution: dict[str, Any], aside: dict[str, Aside]) -> Report:
     analysis.settle_gates()
-    layers = [layer_result(L, st, min_level=settings.min_level, min_activity=settings.min_activity)
-              for L, st in zip(info.layers, analysis.stats)]
+    sites = [analysis.sites.finish(i) for i in range(len(info.layers))]
+    layers = [layer_result(L, st, min_level=settings.min_level, min_activity=settings.min_activity, sites=s)
+              for L, st, s in zip(info.layers, analysis.stats, sites)]
+    for msg in site_warnings(info.layers, sites, settings.noise_model):
+        note(msg)
     for r in layers:
         f = r.fields
         if f["undefined_units"] == f["units"]:

@@ -10,6 +10,8 @@ DEFAULT_MIN_LEVEL = 0.01
 DEFAULT_MIN_ACTIVITY = 0.01
 PRECISIONS = ("mixed", "float64")   # products of float32 activations: float32 blocks summed in float64, or float64
 DEFAULT_PRECISION = "mixed"
+NOISE_MODELS = ("relu", "activation")   # how a_j and r_i are read: ReLU on/off, or activation slopes (B.3)
+DEFAULT_NOISE_MODEL = "relu"
 ASIDE_MIN_WEIGHTS = 1 << 20   # weight baselines on a side thread from this many weights (else when asked)
 
 
@@ -34,6 +36,7 @@ class Settings:
     threads: int | None = None
     custom_op_library: str | None = None
     precision: str = DEFAULT_PRECISION
+    noise_model: str = DEFAULT_NOISE_MODEL
 
     def data_kwargs(self) -> dict[str, Any]:
         return dict(input_key=self.input_key, label_key=self.label_key, limit=self.limit,

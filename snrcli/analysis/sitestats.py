@@ -1,0 +1,207 @@
+"""Streamed slope statistics of the activation sites (paper appendix B.3), mergeable across shards.
+
+Per layer and side (``input``: the site the layer reads, per input channel; ``unit``: the site
+its output feeds, per unit): the sum of s^2 and the number of values, the largest s^2, and
+whether every s^2 was finite. ``finish`` turns them into the noise model's activation rates
+
+    a_j = mean(s^2 over input channel j) / s_max^2,   r_i = mean(s^2 over unit i's samples) / s_max^2
+
+(0 for a site with s_max = 0), or None where the site is not used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import RuntimeFailure
+from ..model.convgeom import output_shape
+from ..model.graph import Layer
+from ..model.sites import Site, other_than_relu
+from ..stats.layer import gate_matrix
+from .slopes import site_slopes
+
+SIDES = ("input", "unit")
+
+
+class SideSums:
+    """Sums of s^2 per channel (or unit) for one side of one layer."""
+
+    def __init__(self, n: int):
+        self.sum = np.zeros(n)
+        self.count = 0            # values per channel (samples per unit)
+        self.s2max = 0.0
+        self.finite = True
+
+    def add(self, sums: np.ndarray, count: int, s2max: float) -> None:
+        self.sum += sums
+        self.count += count
+        self.s2max = max(self.s2max, s2max)
+
+    def merge(self, other: "SideSums") -> None:
+        self.add(other.sum, other.count, other.s2max)
+        self.finite = self.finite and other.finite
+
+    def rates(self) -> np.ndarray:
+        """Mean s^2 per channel over s_max^2 (0 where the site never had a non-zero slope)."""
+        if not self.count or self.s2max == 0:
+            return np.zeros_like(self.sum)
+        return self.sum / self.count / self.s2max
+
+
+def evaluated(layers: list[Layer], noise_model: str) -> dict[tuple, Site]:
+    """The sites whose slopes a run needs, by key: every site under ``activation``; under ``relu`` only those
+    whose slopes can be infinite (a site with an infinite slope is not reported under either model)."""
+    out: dict[tuple, Site] = {}
+    for L in layers:
+        for site in (L.input_site, L.unit_site):
+            if site is not None and (noise_model == "activation" or not site.bounded):
+                out.setdefault(site.key, site)
+    return out
+
+
+def needed_tensors(layers: list[Layer], noise_model: str) -> list[str]:
+    """Tensors the runner must expose for the slopes: each site's ``z`` and the inputs of Transposes."""
+    names: list[str] = []
+    for site in evaluated(layers, noise_model).values():
+        names.append(site.z)
+        names.extend(site.transposes())
+    return names
+
+
+@dataclass
+class SiteResult:
+    """One layer's slope figures: ``a``/``r`` replace section 2/5's where not None; ``*_ok``: the site was
+    found and its slopes are finite (False also where no site was found)."""
+
+    a: np.ndarray | None
+    r: np.ndarray | None
+    input_ok: bool
+    unit_ok: bool
+
+
+class SiteStats:
+    """Every layer's slope sums for one range of items. Pickles without the sites (a shard sends sums)."""
+
+    def __init__(self, layers: list[Layer], noise_model: str = "relu"):
+        self.noise_model = noise_model
+        self.sites = evaluated(layers, noise_model)
+        self.layers = layers
+        self.sums: dict[tuple[int, str], SideSums] = {}
+        for i, L in enumerate(layers):
+            for side, site in zip(SIDES, (L.input_site, L.unit_site)):
+                if site is not None and site.key in self.sites:
+                    self.sums[(i, side)] = SideSums(L.in_channels if side == "input" else L.units)
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in ("sites", "layers")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.sites, self.layers = {}, []
+
+    def update(self, values: dict[str, np.ndarray]) -> None:
+        """Add one batch: slopes of each site once, then each layer side's sums."""
+        s2: dict[tuple, tuple[np.ndarray, float]] = {}
+        for key, site in self.sites.items():
+            s = site_slopes(site, values[site.z])
+            sq = np.square(s, out=s)
+            top = float(sq.max()) if sq.size else 0.0
+            s2[key] = (sq, top)
+        for (i, side), acc in self.sums.items():
+            L = self.layers[i]
+            site = L.input_site if side == "input" else L.unit_site
+            sq, top = s2[site.key]
+            if not np.isfinite(top):
+                acc.finite = False
+            if not acc.finite:
+                continue
+            x = values[L.input]
+            if side == "input":
+                sums, count = _channel_sums(L, _along_chain(sq, site, values, x.shape))
+            else:
+                sums, count = _unit_sums(L, sq, x)
+            acc.add(sums, count, top)
+
+    def merge(self, other: "SiteStats") -> None:
+        for k, acc in other.sums.items():
+            self.sums[k].merge(acc)
+
+    def finish(self, i: int) -> SiteResult:
+        """Layer ``i``'s (position) figures; the rates only under the activation model."""
+        out = {}
+        for side in SIDES:
+            acc = self.sums.get((i, side))
+            out[side] = acc
+        ok = {side: acc is None or acc.finite for side, acc in out.items()}
+        use = self.noise_model == "activation"
+        rates = {side: acc.rates() if use and acc is not None and acc.finite else None for side, acc in out.items()}
+        return SiteResult(a=rates["input"], r=rates["unit"], input_ok=ok["input"], unit_ok=ok["unit"])
+
+
+def _along_chain(sq: np.ndarray, site: Site, values: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """s^2 on x's elements, placed as the layer's input holds them (reshapes and transposes between)."""
+    for op, perm, t in site.chain:
+        if perm is not None:
+            sq = sq.reshape(values[t].shape).transpose(perm or None)
+    if sq.shape != tuple(shape):
+        if sq.size != int(np.prod(shape)):
+            raise RuntimeFailure(f"activation tensor {site.x!r} of shape {sq.shape} does not map onto the layer "
+                                 f"input of shape {tuple(shape)}")
+        sq = sq.reshape(shape)
+    return sq
+
+
+def _channel_sums(L: Layer, sq: np.ndarray) -> tuple[np.ndarray, int]:
+    """Per input channel: the sum of s^2 over its values, and the number of values (section 2's channels)."""
+    if L.conv is not None:
+        axes = (0,) + tuple(range(2, sq.ndim))
+        return sq.sum(axis=axes), sq.size // max(1, sq.shape[1])
+    if L.input_transposed:
+        return sq.sum(axis=1), sq.shape[1]
+    rows = sq.reshape(-1, sq.shape[-1] if sq.ndim else 1)
+    return rows.sum(axis=0), len(rows)
+
+
+def _unit_sums(L: Layer, sq: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, int]:
+    """Per unit: the sum of s^2 over its samples (z is the layer output up to size-1 axes), and their number."""
+    if L.conv is not None:
+        y_shape, axis = (x.shape[0], L.units) + output_shape(L.conv, x.shape[2:]), 1
+    elif L.input_transposed:
+        y_shape, axis = (x.shape[1], L.units), -1
+    else:
+        y_shape, axis = tuple(x.shape[:-1]) + (L.units,), -1
+    if sq.shape == y_shape and sq.ndim:
+        axis %= sq.ndim
+        axes = tuple(k for k in range(sq.ndim) if k != axis)
+        return sq.sum(axis=axes), sq.size // max(1, L.units)
+    m = gate_matrix(sq, y_shape, axis, L.units)
+    return m.sum(axis=0), len(m)
+
+
+def site_warnings(layers: list[Layer], results: list[SiteResult], noise_model: str) -> list[str]:
+    """At most two lines: sites dropped for a non-finite slope, and (relu model) layers whose activations
+    are not ReLUs."""
+    out = []
+    dropped = []
+    for L, res in zip(layers, results):
+        for side, site, ok in (("input", L.input_site, res.input_ok), ("output", L.unit_site, res.unit_ok)):
+            if site is not None and not ok:
+                dropped.append(f"layer {L.index} ({L.name}) {side}: {', '.join(site.ops)}")
+    if dropped:
+        out.append("an activation's slope is infinite or undefined on some values of the data, so it is not "
+                   f"treated as an activation ({'; '.join(dropped)}): a_j and r_i follow the ReLU reading there")
+    if noise_model == "relu":
+        odd, ops = [], []
+        for L, res in zip(layers, results):
+            found = other_than_relu(L.input_site if res.input_ok else None) + \
+                other_than_relu(L.unit_site if res.unit_ok else None)
+            if found:
+                odd.append(f"{L.index} ({L.name})")
+                ops.extend(op for op in found if op not in ops)
+        if odd:
+            out.append(f"layer{'s' if len(odd) > 1 else ''} {', '.join(odd)} read or feed activations other than "
+                       f"ReLU ({', '.join(ops)}); the relu noise model reads them as on/off: consider "
+                       "--noise-model activation")
+    return out
