@@ -100,11 +100,13 @@ def null_network_reasons(report: dict[str, Any]) -> str:
 
 def inspect_tables(rows: list[dict[str, Any]], skipped: list[dict[str, str]]) -> list[Any]:
     t = Table(title="Layers found", title_justify="left")
-    for col in ("#", "name", "op", "weight shape", "units", "inputs per unit", "activity gate", "classifier"):
+    for col in ("#", "name", "op", "weight shape", "units", "inputs per unit", "activity gate", "input activation",
+                "unit activation", "classifier"):
         t.add_column(col)
     for r in rows:
         t.add_row(Text(str(r["index"])), Text(r["name"]), Text(r["op"]), Text("x".join(map(str, r["weight_shape"]))),
                   Text(str(r["units"])), Text(str(r["inputs_per_unit"])), Text(r["activity_gate"] or DASH),
+                  Text(" ".join(r["input_activation"] or [DASH])), Text(" ".join(r["unit_activation"] or [DASH])),
                   Text("yes" if r["classifier"] else ""))
     out: list[Any] = [t]
     if skipped:
