@@ -170,6 +170,8 @@ def unary_value(op: str, at: dict, v: np.ndarray) -> np.ndarray:
         return ERF(v)
     if op == "Exp":
         return np.exp(v)
+    if op == "Sqrt":
+        return np.sqrt(v)
     if op == "Abs":
         return np.abs(v)
     if op == "Neg":
@@ -223,6 +225,8 @@ def unary_slope(op: str, at: dict, v: np.ndarray) -> np.ndarray:
         return 2 / math.sqrt(math.pi) * np.exp(-v * v)
     if op == "Exp":
         return np.exp(v)
+    if op == "Sqrt":
+        return 0.5 / np.sqrt(v)
     if op == "Abs":
         return np.sign(v)
     if op == "Neg":
@@ -251,7 +255,7 @@ def unary_kinks(op: str, at: dict, v: np.ndarray) -> np.ndarray:
 
 
 SMOOTH = {"Elu", "Selu", "Celu", "Sigmoid", "HardSwish", "Tanh", "Softplus", "Softsign", "Gelu", "Mish", "Erf",
-          "Exp"}
+          "Exp", "Sqrt"}
 
 
 def exact(e: Elem) -> bool:
@@ -260,7 +264,9 @@ def exact(e: Elem) -> bool:
     if e.bias is not None:
         return True
     ops = {e.act.op} | ({e.act.gate} if e.act.gate else set())
-    return not (ops & SMOOTH) and not (e.act.op in ("Pow", "Div") and e.act.left)
+    whole_power = e.act.op == "Pow" and not e.act.left and float(e.act.const).is_integer()
+    return not (ops & SMOOTH) and (e.act.op not in ("Pow", "Div") or whole_power or (e.act.op == "Div"
+                                                                                      and not e.act.left))
 
 
 # ------------------------------------------------------------------------------- chains and sites

@@ -330,10 +330,14 @@ GATED_ACTS = [Act("Mul", gate="Sigmoid"), Act("Mul", gate="Tanh"), Act("Add", ga
 @st.composite
 def chains(draw) -> tuple:
     """A random chain of elementwise ops (sometimes none, sometimes a lone Relu)."""
-    kind = draw(st.sampled_from(["none", "relu", "chain", "chain", "chain", "chain"]))
+    kind = draw(st.sampled_from(["none", "relu", "root", "chain", "chain", "chain", "chain"]))
+    pool = st.sampled_from(UNARY_ACTS + CONST_ACTS + GATED_ACTS)
+    if kind == "root":            # a root of a Relu or Abs: an infinite slope wherever the value is 0
+        root = (draw(st.sampled_from([Act("Relu"), Act("Abs")])), draw(st.sampled_from([Act("Sqrt"),
+                                                                                       Act("Pow", const=0.5)])))
+        return root + tuple(draw(st.lists(pool, max_size=1)))
     if kind != "chain":
         return kind
-    pool = st.sampled_from(UNARY_ACTS + CONST_ACTS + GATED_ACTS)
     return tuple(draw(st.lists(pool, min_size=1, max_size=4)))
 
 
@@ -403,9 +407,10 @@ def check_activation_model(stack: Stack, x: np.ndarray, thresholds: dict) -> Non
             ref = R.reference(stack, x, fwd=fwd, noise_model=noise_model, min_level=thresholds["min_level"],
                               min_activity=thresholds["min_activity"], centre=thresholds["centre_classifier"])
             for what, seen in (("site found", any(L.unit_activation for L in ref.layers)),
-                               ("slope not finite", any(io.elems and RA.unit_site(io.elems) and
-                                                        RA.site_s2(RA.unit_site(io.elems), io.values) is None
-                                                        for io in fwd.layers)),
+                               ("slope not finite", any(RA.site_s2(find(io.elems), io.values) is None
+                                                        and find(io.elems) is not None
+                                                        for io in fwd.layers for find in (RA.unit_site,
+                                                                                          RA.input_site))),
                                ("inexact forward", not fwd.exact_in_float32)):
                 if seen:
                     event(what)

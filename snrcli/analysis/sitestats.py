@@ -19,8 +19,8 @@ from ..errors import RuntimeFailure
 from ..model.convgeom import output_shape
 from ..model.graph import Layer
 from ..model.sites import Site, other_than_relu
-from ..stats.layer import gate_matrix
-from .slopes import site_slopes
+from ..stats.layer import count_along, gate_matrix
+from .slopes import squared_slopes
 
 SIDES = ("input", "unit")
 
@@ -62,10 +62,11 @@ def evaluated(layers: list[Layer], noise_model: str) -> dict[tuple, Site]:
 
 
 def needed_tensors(layers: list[Layer], noise_model: str) -> list[str]:
-    """Tensors the runner must expose for the slopes: each site's ``z`` and the inputs of Transposes."""
+    """Tensors the runner must expose for the slopes: each site's ``z`` (a lone Relu's output ``x``, which
+    the statistics usually read anyway) and the inputs of Transposes."""
     names: list[str] = []
     for site in evaluated(layers, noise_model).values():
-        names.append(site.z)
+        names.append(site.x if site.lone_relu else site.z)
         names.extend(site.transposes())
     return names
 
@@ -102,13 +103,12 @@ class SiteStats:
         self.sites, self.layers = {}, []
 
     def update(self, values: dict[str, np.ndarray]) -> None:
-        """Add one batch: slopes of each site once, then each layer side's sums."""
+        """Add one batch: the squared slopes of each site once, then each layer side's sums. A lone Relu's
+        s^2 is 1 where its output is > 0, else 0: its sums are counts of positive outputs (as the relu
+        model's), read from the output without a float64 copy."""
         s2: dict[tuple, tuple[np.ndarray, float]] = {}
         for key, site in self.sites.items():
-            s = site_slopes(site, values[site.z])
-            sq = np.square(s, out=s)
-            top = float(sq.max()) if sq.size else 0.0
-            s2[key] = (sq, top)
+            s2[key] = (values[site.x], 1.0) if site.lone_relu else squared_slopes(site, values[site.z])
         for (i, side), acc in self.sums.items():
             L = self.layers[i]
             site = L.input_site if side == "input" else L.unit_site
@@ -119,10 +119,10 @@ class SiteStats:
                 continue
             x = values[L.input]
             if side == "input":
-                sums, count = _channel_sums(L, _along_chain(sq, site, values, x.shape))
+                sums, count = _channel_sums(L, _along_chain(sq, site, values, x.shape), site.lone_relu)
             else:
-                sums, count = _unit_sums(L, sq, x)
-            acc.add(sums, count, top)
+                sums, count = _unit_sums(L, sq, x, site.lone_relu)
+            acc.add(sums, count, top if not site.lone_relu or np.any(sums) else 0.0)
 
     def merge(self, other: "SiteStats") -> None:
         for k, acc in other.sums.items():
@@ -153,18 +153,24 @@ def _along_chain(sq: np.ndarray, site: Site, values: dict[str, np.ndarray], shap
     return sq
 
 
-def _channel_sums(L: Layer, sq: np.ndarray) -> tuple[np.ndarray, int]:
+def _sums(a: np.ndarray, axis: int, positive: bool) -> np.ndarray:
+    """Sums of ``a`` over every axis but ``axis``; ``positive``: counts of values > 0 instead."""
+    if positive:
+        return count_along(a, np.greater, axis).astype(np.float64)
+    return a.sum(axis=tuple(k for k in range(a.ndim) if k != axis % a.ndim))
+
+
+def _channel_sums(L: Layer, sq: np.ndarray, positive: bool = False) -> tuple[np.ndarray, int]:
     """Per input channel: the sum of s^2 over its values, and the number of values (section 2's channels)."""
     if L.conv is not None:
-        axes = (0,) + tuple(range(2, sq.ndim))
-        return sq.sum(axis=axes), sq.size // max(1, sq.shape[1])
+        return _sums(sq, 1, positive), sq.size // max(1, sq.shape[1])
     if L.input_transposed:
-        return sq.sum(axis=1), sq.shape[1]
+        return _sums(sq, 0, positive), sq.shape[1]
     rows = sq.reshape(-1, sq.shape[-1] if sq.ndim else 1)
-    return rows.sum(axis=0), len(rows)
+    return _sums(rows, 1, positive), len(rows)
 
 
-def _unit_sums(L: Layer, sq: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, int]:
+def _unit_sums(L: Layer, sq: np.ndarray, x: np.ndarray, positive: bool = False) -> tuple[np.ndarray, int]:
     """Per unit: the sum of s^2 over its samples (z is the layer output up to size-1 axes), and their number."""
     if L.conv is not None:
         y_shape, axis = (x.shape[0], L.units) + output_shape(L.conv, x.shape[2:]), 1
@@ -173,11 +179,9 @@ def _unit_sums(L: Layer, sq: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, int
     else:
         y_shape, axis = tuple(x.shape[:-1]) + (L.units,), -1
     if sq.shape == y_shape and sq.ndim:
-        axis %= sq.ndim
-        axes = tuple(k for k in range(sq.ndim) if k != axis)
-        return sq.sum(axis=axes), sq.size // max(1, L.units)
+        return _sums(sq, axis, positive), sq.size // max(1, L.units)
     m = gate_matrix(sq, y_shape, axis, L.units)
-    return m.sum(axis=0), len(m)
+    return _sums(m, 1, positive), len(m)
 
 
 def site_warnings(layers: list[Layer], results: list[SiteResult], noise_model: str) -> list[str]:

@@ -215,41 +215,51 @@ BINARY = {"Add": d_add, "Sub": d_sub, "Mul": d_mul, "Div": d_div, "Pow": d_pow, 
 
 # ---------------------------------------------------------------------------------------- the chain
 
-def _run(steps, z_name: str, z: np.ndarray, x_name: str) -> np.ndarray:
+ONE = 1.0   # the tangent of z itself (dz/dz): multiplying by it is skipped
+
+
+def _run(steps, z_name: str, z: np.ndarray, x_name: str):
     """The tangent dx/dz of one block (chain rule through the steps; eq. B.3's g'(z))."""
-    env = {z_name: (z, 1.0)}
+    env = {z_name: (z, ONE)}
     for st in steps:
         if st.op in UNARY:
             v, dv = env[st.operands[0]]
             value, d = UNARY[st.op](v, st.attrs)
-            env[st.output] = (value, d * dv)
+            env[st.output] = (value, d if dv is ONE else d * dv)
             continue
         (a, da), (b, db) = (env[o] if isinstance(o, str) else (o, None) for o in st.operands)
         value, pa, pb = BINARY[st.op](a, b, da is None, db is None)
         tangent = 0.0
         if da is not None:
-            tangent = pa * da
+            tangent = pa if da is ONE else pa * da
         if db is not None:
-            tangent = tangent + pb * db
+            tangent = tangent + (pb if db is ONE else pb * db)
         env[st.output] = (value, tangent)
     return env[x_name][1]
 
 
-def site_slopes(site, z: np.ndarray) -> np.ndarray:
-    """s = g'(z) for every value of ``z`` (float64, z's shape), evaluated in blocks of rows."""
+def squared_slopes(site, z: np.ndarray) -> tuple[np.ndarray, float]:
+    """s^2 = g'(z)^2 for every value of ``z`` (float64, z's shape) and its largest value (NaN or inf when
+    some s^2 is not finite), evaluated in float64 blocks of rows that stay in cache."""
     z = np.asarray(z)
     out = np.empty(z.shape, dtype=np.float64)
     if z.size == 0:
-        return out
-    whole = z.ndim == 0 or _full_constants(site, z.ndim)
-    rows = z.shape[0] if whole else max(1, CHUNK // max(1, z.size // z.shape[0]))
-    if whole:
-        out[...] = _run(site.steps, site.z, z.astype(np.float64), site.x)
-        return out
-    for lo in range(0, z.shape[0], rows):
-        block = z[lo:lo + rows].astype(np.float64)
-        out[lo:lo + rows] = _run(site.steps, site.z, block, site.x)
-    return out
+        return out, 0.0
+    if z.ndim == 0 or _full_constants(site, z.ndim):
+        rows = max(1, z.shape[0]) if z.ndim else 1
+    else:
+        rows = max(1, CHUNK // max(1, z.size // z.shape[0]))
+    top = 0.0
+    flat = z.reshape((1,) + z.shape) if z.ndim == 0 else z
+    dest = out.reshape(flat.shape)
+    for lo in range(0, flat.shape[0], rows):
+        s = np.broadcast_to(_run(site.steps, site.z, flat[lo:lo + rows].astype(np.float64), site.x),
+                            dest[lo:lo + rows].shape)
+        block = np.square(s, out=dest[lo:lo + rows])
+        m = block.max()
+        if not np.isnan(top) and not m <= top:      # (a NaN sticks)
+            top = m
+    return out, float(top)
 
 
 def _full_constants(site, ndim: int) -> bool:

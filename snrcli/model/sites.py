@@ -66,6 +66,11 @@ class Site:
         return [s.op for s in self.steps]
 
     @property
+    def lone_relu(self) -> bool:
+        """A site that is one Relu: its slope is 1 where its output x is > 0, else 0 (read from x)."""
+        return len(self.steps) == 1 and self.steps[0].op == "Relu"
+
+    @property
     def key(self) -> tuple:
         """Sites with the same key compute the same slopes (a forward and a backward walk may meet)."""
         return (self.z, self.x, tuple(s.output for s in self.steps))
