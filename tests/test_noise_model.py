@@ -189,3 +189,14 @@ def test_compare_refuses_runs_of_different_noise_models(run_cli, tmp_path):
     (tmp_path / "old.json").write_text(json.dumps(old))
     run_cli("compare", "relu", "old.json")
     run_cli("compare", "act", "old.json", code=2)
+
+
+def test_slopes_shared_out_between_threads_give_the_same_figures(tmp_path, monkeypatch):
+    import snrcli.analysis.slopes as slopes
+    m, d = gelu_mlp(tmp_path)
+    one = snrcli.analyze(m, d, noise_model="activation", threads=1).to_dict()
+    monkeypatch.setattr(slopes, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(slopes, "CHUNK", 8)           # many blocks: every thread takes a run of them
+    three = snrcli.analyze(m, d, noise_model="activation", threads=3).to_dict()
+    for La, Lb in zip(one["layers"], three["layers"]):
+        assert all(La[k] == Lb[k] for k in FLOATS), (La, Lb)

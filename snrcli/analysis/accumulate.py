@@ -134,7 +134,7 @@ class Analysis:
             self._add(self.stats[i], args, pool)
         if self.sites.sites:
             with np.errstate(all="ignore"):   # an infinite slope is recorded, not warned about here
-                self.sites.update(values)
+                self.sites.update(values, pool)
         if self.info.accuracy_output and self.score_problem is None:
             self._score(np.asarray(values[self.info.accuracy_output]), valid, labels)
 

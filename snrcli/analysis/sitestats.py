@@ -102,13 +102,13 @@ class SiteStats:
         self.__dict__.update(state)
         self.sites, self.layers = {}, []
 
-    def update(self, values: dict[str, np.ndarray]) -> None:
+    def update(self, values: dict[str, np.ndarray], pool=None) -> None:
         """Add one batch: the squared slopes of each site once, then each layer side's sums. A lone Relu's
         s^2 is 1 where its output is > 0, else 0: its sums are counts of positive outputs (as the relu
-        model's), read from the output without a float64 copy."""
+        model's), read from the output without a float64 copy. ``pool``: threads for the slopes."""
         s2: dict[tuple, tuple[np.ndarray, float]] = {}
         for key, site in self.sites.items():
-            s2[key] = (values[site.x], 1.0) if site.lone_relu else squared_slopes(site, values[site.z])
+            s2[key] = (values[site.x], 1.0) if site.lone_relu else squared_slopes(site, values[site.z], pool)
         for (i, side), acc in self.sums.items():
             L = self.layers[i]
             site = L.input_site if side == "input" else L.unit_site

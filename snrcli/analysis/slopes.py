@@ -15,6 +15,7 @@ import numpy as np
 from scipy import special
 
 CHUNK = 1 << 15            # values per evaluation block: a block's temporaries stay in cache
+PARALLEL_MIN = 1 << 18     # values of z from which runs of blocks are shared out between threads
 SQRT2 = math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -238,28 +239,36 @@ def _run(steps, z_name: str, z: np.ndarray, x_name: str):
     return env[x_name][1]
 
 
-def squared_slopes(site, z: np.ndarray) -> tuple[np.ndarray, float]:
+def squared_slopes(site, z: np.ndarray, pool=None) -> tuple[np.ndarray, float]:
     """s^2 = g'(z)^2 for every value of ``z`` (float64, z's shape) and its largest value (NaN or inf when
-    some s^2 is not finite), evaluated in float64 blocks of rows that stay in cache."""
+    some s^2 is not finite), evaluated in float64 blocks of rows that stay in cache. ``pool`` (with
+    ``threads`` and ``map(fn, n)``, as ``stats.threads.StatThreads``): runs of blocks side by side
+    (numpy and scipy release the GIL in their loops) once z holds PARALLEL_MIN values."""
     z = np.asarray(z)
     out = np.empty(z.shape, dtype=np.float64)
     if z.size == 0:
         return out, 0.0
-    if z.ndim == 0 or _full_constants(site, z.ndim):
-        rows = max(1, z.shape[0]) if z.ndim else 1
-    else:
-        rows = max(1, CHUNK // max(1, z.size // z.shape[0]))
-    top = 0.0
     flat = z.reshape((1,) + z.shape) if z.ndim == 0 else z
     dest = out.reshape(flat.shape)
-    for lo in range(0, flat.shape[0], rows):
-        s = np.broadcast_to(_run(site.steps, site.z, flat[lo:lo + rows].astype(np.float64), site.x),
-                            dest[lo:lo + rows].shape)
-        block = np.square(s, out=dest[lo:lo + rows])
-        m = block.max()
-        if not np.isnan(top) and not m <= top:      # (a NaN sticks)
-            top = m
-    return out, float(top)
+    n = len(flat)
+    whole = z.ndim == 0 or _full_constants(site, z.ndim)
+    rows = n if whole else max(1, CHUNK // max(1, z.size // n))
+    blocks = list(range(0, n, rows))
+    parts = min(pool.threads, len(blocks)) if pool is not None and z.size >= PARALLEL_MIN else 1
+
+    def run(t: int) -> float:
+        top = 0.0
+        for lo in blocks[len(blocks) * t // parts:len(blocks) * (t + 1) // parts]:
+            s = np.broadcast_to(_run(site.steps, site.z, flat[lo:lo + rows].astype(np.float64), site.x),
+                                dest[lo:lo + rows].shape)
+            m = np.square(s, out=dest[lo:lo + rows]).max()
+            if not np.isnan(top) and not m <= top:      # (a NaN sticks)
+                top = m
+        return float(top)
+
+    tops = pool.map(run, parts) if parts > 1 else [run(0)]
+    nan = [t for t in tops if np.isnan(t)]
+    return out, (nan[0] if nan else max(tops))
 
 
 def _full_constants(site, ndim: int) -> bool:
