@@ -324,6 +324,31 @@ def test_compare_runs_pair_values():
     assert [r["run"] for r in cmp.ranking] == [0, 1] and cmp.ranking[1]["rank"] is None
 
 
+def test_nan_and_infinity_in_report_dicts_compare_as_null():
+    """Reports handed over as dicts (the Python API) may hold NaN or Inf; compare turns them into null,
+    so its JSON never holds an Infinity or NaN token (a file holding 1e999 is refused when read)."""
+    inf, nan = float("inf"), float("nan")
+    a = make_report()
+    b = make_report(layers=[layer(1, "fc1", S=inf), layer(2, "fc2", S=nan, G=-inf),
+                            layer(3, "fc3", units=10, S=0.75, G=1.5, classifier=True)],
+                    G_hidden=nan, G_total=inf, accuracy=-inf,
+                    baselines={"mean_max_softmax": nan, "sum_squared_weights": inf, "log_spectral_norm_product": 2.0})
+    cmp = compare_runs(_runs(a, b), figures=["S_mean", "G_mean"], rank_by="G_final")
+    rows = {r["index"]: r for r in cmp.layers}
+    assert rows[1]["figures"]["S_mean"] == {"a": 0.5, "b": None, "delta": None}
+    assert rows[2]["figures"]["S_mean"] == {"a": 0.625, "b": None, "delta": None}
+    assert rows[2]["figures"]["G_mean"] == {"a": 1.75, "b": None, "delta": None}
+    assert cmp.network["G_total"] == {"a": 4.5, "b": None, "delta": None}
+    assert cmp.network["G_hidden"] == {"a": 3.0, "b": None, "delta": None}
+    assert cmp.accuracy == {"a": 0.875, "b": None, "delta": None}
+    assert cmp.baselines["sum_squared_weights"] == {"a": 10.0, "b": None, "delta": None}
+    assert cmp.baselines["mean_max_softmax"] == {"a": 0.9, "b": None, "delta": None}
+    assert cmp.ranking[1]["network"]["G_total"] is None and cmp.ranking[1]["accuracy"] is None
+    text = json.dumps(cmp.to_dict())
+    assert "Infinity" not in text and "NaN" not in text
+    assert delta(1.7e308, -1.7e308) is None and delta(-1.7e308, 1.7e308) is None   # overflowing differences
+
+
 finite = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False, width=64))
 
 

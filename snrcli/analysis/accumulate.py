@@ -9,8 +9,8 @@ from ..model.graph import GraphInfo, Layer
 from ..reports.report import LayerResult
 from ..stats.layer import LayerStats, needs_output
 from ..stats.threads import StatThreads
-from .baselines import max_confidence_sum
 from .metrics import layer_figures
+from .scoring import score
 from .sitestats import SiteResult, SiteStats, needed_tensors
 
 
@@ -196,10 +196,15 @@ class Analysis:
         if len(scores) != valid:
             self.score_problem = f"output {name!r} of shape {out.shape} does not give one class score vector per item"
             return
-        self.confidence_sum += max_confidence_sum(scores)
+        scored = score(scores, self.info.score_kind, name)
+        if isinstance(scored, str):
+            self.score_problem = scored
+            return
+        top, confidence = scored
+        self.confidence_sum += confidence
         self.scored += valid
         if labels is not None:
-            self.correct += int(np.count_nonzero(scores.argmax(axis=-1) == labels))
+            self.correct += int(np.count_nonzero(top == labels))
             self.labelled += valid
 
     def merge(self, other: "Analysis") -> None:

@@ -62,6 +62,7 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
                         custom_op_library=custom_op_library, precision=precision, noise_model=noise_model)
     if precision not in PRECISIONS:
         raise UsageError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    settings.validate()
     if noise_model not in NOISE_MODELS:
         raise UsageError(f"noise model {noise_model!r}: expected one of {', '.join(NOISE_MODELS)}")
     warnings: list[str] = []
@@ -99,6 +100,7 @@ def _analyze(model_path: str, data_path: str, settings: Settings, hashes: dict[s
         pending.append("the model input has no batch axis: feeding one item at a time")
     if ds.labels is not None and info.accuracy_output is None:
         pending.append("labels given but the model has no float output to score; accuracy is null")
+    pending += layer_notes(info)
     done = [0]
 
     def flush() -> None:
@@ -128,6 +130,20 @@ def _analyze(model_path: str, data_path: str, settings: Settings, hashes: dict[s
                         warnings=warnings, note=note, command=command,
                         execution={"jobs": jobs, "scheduler": scheduler},
                         aside=aside)
+
+
+def layer_notes(info: GraphInfo) -> list[str]:
+    """Warnings about layers whose figures count although they may not mean what they seem."""
+    notes = []
+    for L in info.layers:
+        if not L.feeds_output:
+            notes.append(f"layer {L.index} ({L.name}): no model output depends on it, yet its G counts in the "
+                         "network figures, as every layer's does")
+        if L.classifier and L.units == 1:
+            notes.append(f"layer {L.index} ({L.name}) is the classifier but has one unit: softmax centring "
+                         "leaves it no weights, so G_final and G_total are null; for a one-logit (binary) head "
+                         "pass --no-centring to use its plain figures")
+    return notes
 
 
 def _weight_baselines(weights: list[np.ndarray]) -> dict[str, float | None]:

@@ -116,6 +116,8 @@ class Dataset:
     preprocess: dict[str, Preprocess] = field(default_factory=dict)
     label_format: str | None = None  # "class ids" or "one-hot"
     deferred_check: tuple[str, ...] = ()  # inputs tested for NaN/Inf batch by batch, as ``batches`` reads them
+    label_key: str | None = None
+    label_width: int | None = None   # one-hot labels: the number of columns
 
 
 def _fmt_shape(dims) -> str:
@@ -291,9 +293,21 @@ def _fits(item: tuple, dims: list) -> bool:
     return len(item) == len(dims) and all(not isinstance(d, int) or d <= 0 or d == s for d, s in zip(dims, item))
 
 
-def _labels(raw: np.ndarray, items: int, key: str) -> np.ndarray:
+def _labels(raw: np.ndarray, items: int, key: str) -> tuple[np.ndarray, int | None]:
+    """Class ids from (N,) ids or (N, classes) one-hot rows, and the one-hot width (None for ids).
+    Refuses what would score silently wrong: negative ids, ids beyond int64, rows with no positive entry."""
+    width = None
     if raw.ndim == 2 and raw.shape[1] > 1:
-        raw = raw.argmax(axis=1)  # one-hot
+        if raw.dtype.kind not in "biuf":
+            raise DataError(f"labels {key!r} have dtype {raw.dtype}; expected integer class ids")
+        if raw.dtype.kind == "f" and not np.all(np.isfinite(raw)):
+            raise DataError(f"labels {key!r} are one-hot rows holding NaN or Inf")
+        empty = np.flatnonzero(raw.max(axis=1) <= 0) if len(raw) else []
+        if len(empty):
+            raise DataError(f"labels {key!r} are (N, {raw.shape[1]}) one-hot rows, but row {empty[0]} has no "
+                            "positive entry; save one-hot rows or (N,) class ids")
+        width = int(raw.shape[1])
+        raw = raw.argmax(axis=1)
     raw = raw.reshape(-1) if raw.ndim == 2 and raw.shape[1] == 1 else raw
     if raw.ndim != 1:
         raise DataError(f"labels {key!r} have shape {raw.shape}; expected (N,) class ids or (N, classes) one-hot")
@@ -304,7 +318,15 @@ def _labels(raw: np.ndarray, items: int, key: str) -> np.ndarray:
             raise DataError(f"labels {key!r} are not whole class ids")
     elif raw.dtype.kind not in "iub":
         raise DataError(f"labels {key!r} have dtype {raw.dtype}; expected integer class ids")
-    return raw.astype(np.int64)
+    if len(raw) and raw.dtype.kind != "b":
+        lo, hi = raw.min(), raw.max()
+        if lo < 0:
+            at = int(np.argmax(raw < 0))
+            raise DataError(f"labels {key!r} hold a negative class id ({raw[at]} at item {at}); "
+                            "class ids count from 0")
+        if hi > np.iinfo(np.int64).max or (raw.dtype.kind == "f" and hi >= 2.0 ** 63):
+            raise DataError(f"labels {key!r} hold a class id too large for any model ({hi})")
+    return raw.astype(np.int64), width
 
 
 RELEASE_MARGIN = 1 << 20
@@ -427,17 +449,26 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
         if a.dtype != want:
             if a.dtype.kind in "iub" and want.kind == "f":
                 notes.append(f"{label}: {a.dtype} data converted to the model's {want}")
+            elif a.dtype.kind == "f" and want.kind in "iub":
+                notes.append(f"{label}: {a.dtype} data converted to the model's {want}: fractional parts are "
+                             "dropped (values truncated toward zero); save the data as whole numbers of that type")
+            elif a.dtype.kind in "iu" and want.kind in "iu" and not np.can_cast(a.dtype, want):
+                notes.append(f"{label}: {a.dtype} data converted to the model's {want}: values outside its range "
+                             "wrap around")
         matched[inp.name] = a
     if not inputs:
         raise DataError("the model has no inputs to feed")
     items = int(items or 0)
+    total = items
     if limit is not None:
         items = min(items, limit)
         matched = {k: v[:items] for k, v in matched.items()}
-    labels, label_format = None, None
+    labels, label_format, width = None, None, None
     if lk is not None:
+        if len(arrays[lk]) != total:   # before --limit cuts both: a mismatch would hide under it
+            raise DataError(f"labels {lk!r} have {len(arrays[lk])} entries but the data has {total} items")
         raw = np.asarray(arrays[lk])[:items] if limit is not None else np.asarray(arrays[lk])
-        labels = _labels(raw, items, lk)
+        labels, width = _labels(raw, items, lk)
         label_format = "one-hot" if raw.ndim == 2 and raw.shape[1] > 1 else "class ids"
         if label_format == "one-hot":
             notes.append(f"labels {lk!r} are one-hot rows: the class of each item is the argmax of its row")
@@ -471,7 +502,8 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
         raise DataError("the data set has one item: covariances need at least 2 items")
     return Dataset(path=str(path), arrays=matched, labels=labels, items=items,
                    per_item=bool(per_item), fixed_batch=fixed, dropped_nonfinite=dropped, notes=notes,
-                   keys=mapping, preprocess=plans, label_format=label_format, deferred_check=tuple(deferred))
+                   keys=mapping, preprocess=plans, label_format=label_format, deferred_check=tuple(deferred),
+                   label_key=lk, label_width=width)
 
 
 def _where(bad: np.ndarray) -> str:

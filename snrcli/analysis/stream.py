@@ -15,6 +15,7 @@ from ..stats.threads import StatThreads, stats_threads
 from .accumulate import Analysis, _needed
 from .data import batches, data_keys, load_data
 from .runner import Runner
+from .scoring import check_labels
 from .settings import Settings
 
 
@@ -87,10 +88,15 @@ def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: 
 
 
 def _stream(runner, analysis, ds, info, settings, start, stop, labels, progress, pool) -> None:
+    scored = info.accuracy_output if labels is not None else None
     try:
         for feeds, valid, lo in batches(ds, info.inputs, settings.batch_size, start, stop):
             try:
                 outputs = runner.run(feeds)
+                if scored in outputs:    # the first batch shows how many classes the output scores
+                    check_labels(labels[start:stop], np.asarray(outputs[scored]), scored, ds.label_key,
+                                 ds.label_width, offset=start)
+                    scored = None
                 analysis.update(feeds, outputs, valid, None if labels is None else labels[lo:lo + valid],
                                 ds.fixed_batch, pool)
             except RuntimeFailure as e:

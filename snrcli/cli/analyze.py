@@ -9,6 +9,7 @@ import click
 
 from .base import CONTEXT, common_flags, get_state
 from .options import analysis_kwargs, analysis_options, run_analysis
+from ..safetext import printable
 
 
 @click.command(context_settings=CONTEXT)
@@ -37,7 +38,7 @@ def analyze(model: str, data: str, as_json: bool, out_dir: str | None, force: bo
     if out_dir:
         write_run_folder(report, out_dir, force=force)
         if not state.quiet:
-            click.echo(f"wrote {out_dir}/report.json, layers.csv, units.csv", err=True)
+            click.echo(printable(f"wrote {out_dir}/report.json, layers.csv, units.csv"), err=True)
     if as_json:
         click.echo(report.to_json())
     elif not out_dir or not state.quiet:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import click
 
 from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, SnrError
+from ..safetext import printable
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -38,7 +39,7 @@ class State:
 
     def warn(self, msg: str) -> None:
         if not self.quiet:
-            click.echo(f"warning: {msg}", err=True)
+            click.echo(f"warning: {printable(msg)}", err=True)
 
 
 def get_state() -> State:
@@ -58,16 +59,16 @@ class SnrGroup(click.Group):
             raise
         except SnrError as e:
             self._traceback(ctx)
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {printable(e)}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted: stopped before finishing; nothing was written", err=True)
             ctx.exit(EXIT_INTERRUPTED)
         except Exception as e:  # noqa: BLE001 - the one place unexpected errors are turned into exit 4
             if self._traceback(ctx):
-                click.echo(f"internal error: {type(e).__name__}: {e}", err=True)
+                click.echo(f"internal error: {type(e).__name__}: {printable(e)}", err=True)
             else:
-                text = " ".join(str(e).split())[:200]
+                text = printable(" ".join(str(e).split())[:200])
                 click.echo(f"internal error: {type(e).__name__}: {text}; run with --debug for the traceback",
                            err=True)
             ctx.exit(EXIT_INTERNAL)

@@ -17,6 +17,7 @@ import click
 from .base import CONTEXT, common_flags, get_state
 from .options import analysis_kwargs, analysis_options
 from ..errors import SnrError, UsageError
+from ..safetext import printable
 
 
 def _load_runs(specs: tuple[str, ...], data: str | None, settings: dict[str, Any]):
@@ -45,7 +46,7 @@ def _load_runs(specs: tuple[str, ...], data: str | None, settings: dict[str, Any
                     continue
                 if not Path(spec).is_file():
                     raise UsageError(f"{spec} does not exist")
-                next_model(Path(spec).name)
+                next_model(printable(Path(spec).name))
                 try:
                     report = analyze(spec, data, progress=progress,
                                      warn=lambda m, s=spec: state.warn(f"{Path(s).name}: {m}"),
@@ -70,7 +71,7 @@ class _model_progress:
             return (lambda name: None), None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        self.bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), console=console, transient=True)
         self.bar.__enter__()
         models = self.bar.add_task("models", total=self.total)
@@ -96,9 +97,8 @@ class _model_progress:
 
 def _table(result) -> Any:
     from rich.table import Table
-    from rich.text import Text
 
-    from .render import fmt
+    from .render import cell, fmt
 
     def p(v):
         if v is None:
@@ -111,24 +111,24 @@ def _table(result) -> Any:
     ctrl = result.control
     title = (f"Correlation of each figure with {result.target} over {len(result.runs)} runs"
              + (f" (partial: controlling for {ctrl})" if ctrl else ""))
-    t = Table(title=title, title_justify="left")
+    t = Table(title=printable(title), title_justify="left")
     t.add_column("figure")
     for col in ("rho", "p", "tau", "p", "r", "r^2", "n"):
         t.add_column(col, justify="right")
     if ctrl:
-        for col in (f"rho | {ctrl}", "p", "n"):
+        for col in (printable(f"rho | {ctrl}"), "p", "n"):
             t.add_column(col, justify="right")
     last_group = None
     for row in result.rows:
         if last_group is not None and row["group"] != last_group and row["group"] in ("network", "baseline"):
             t.add_section()
         last_group = row["group"]
-        cells = [Text(row["label"]), Text(num(row["spearman_rho"])), Text(p(row["spearman_p"])),
-                 Text(num(row["kendall_tau"])), Text(p(row["kendall_p"])), Text(num(row["pearson_r"])),
-                 Text(num(row["r2"])), Text(str(row["n"]))]
+        cells = [cell(row["label"]), cell(num(row["spearman_rho"])), cell(p(row["spearman_p"])),
+                 cell(num(row["kendall_tau"])), cell(p(row["kendall_p"])), cell(num(row["pearson_r"])),
+                 cell(num(row["r2"])), cell(str(row["n"]))]
         if ctrl:
-            cells += [Text(num(row.get("partial_rho"))), Text(p(row.get("partial_p"))),
-                      Text(str(row.get("partial_n", "")))]
+            cells += [cell(num(row.get("partial_rho"))), cell(p(row.get("partial_p"))),
+                      cell(str(row.get("partial_n", "")))]
         t.add_row(*cells)
     return t
 
@@ -180,9 +180,15 @@ def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, t
                          "pass --covariates")
     if len(runs) < MIN_RUNS:
         raise UsageError(f"correlate needs at least {MIN_RUNS} runs, got {len(runs)}")
+    from ..reports.outfiles import check_output_file, write_text
+
+    for flag, path in (("--csv", csv_path), ("--plot", plot_path)):
+        if path:
+            check_output_file(path, flag)
     if plot_path:
-        from ..reports.plot import require_matplotlib
+        from ..reports.plot import plot_format, require_matplotlib
         require_matplotlib()
+        plot_format(plot_path)
     cov = read_covariates(covariates) if covariates else None
     if cov is not None:
         for flag, col in (("--target", target), ("--control", control)):
@@ -202,7 +208,7 @@ def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, t
                             control_values=control_values, allow_different_settings=allow_different_settings,
                             warn=state.warn)
     if csv_path:
-        Path(csv_path).write_text(result.to_csv())
+        write_text(csv_path, result.to_csv(), "--csv")
     if plot_path:
         from ..reports.plot import scatter_panels
         scatter_panels(result, plot_path)
@@ -213,4 +219,4 @@ def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, t
     if not state.quiet:
         written = [p for p in (csv_path, plot_path) if p]
         if written:
-            click.echo(f"wrote {', '.join(written)}", err=True)
+            click.echo(printable(f"wrote {', '.join(written)}"), err=True)

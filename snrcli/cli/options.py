@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 from typing import Any, Callable
@@ -9,6 +10,17 @@ from typing import Any, Callable
 import click
 
 from .base import get_state
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses nan and infinities (which pass its comparisons)."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return rv
+
 
 def analysis_options(f: Callable) -> Callable:
     """The settings of an analysis, shared by every command that can analyse a model on the fly."""
@@ -21,9 +33,9 @@ def analysis_options(f: Callable) -> Callable:
                      help="Items per onnxruntime run (a model with a fixed batch size uses its own)."),
         click.option("--limit", type=click.IntRange(min=1), default=None,
                      help="Analyse only the first N items."),
-        click.option("--min-level", type=click.FloatRange(min=0), default=DEFAULT_MIN_LEVEL, show_default=True,
+        click.option("--min-level", type=FiniteFloatRange(min=0), default=DEFAULT_MIN_LEVEL, show_default=True,
                      help="Drop inputs whose max |x| is at most this fraction of the layer's largest (spec 3)."),
-        click.option("--min-activity", type=click.FloatRange(min=0, max=1), default=DEFAULT_MIN_ACTIVITY,
+        click.option("--min-activity", type=FiniteFloatRange(min=0, max=1), default=DEFAULT_MIN_ACTIVITY,
                      show_default=True, help="Drop inputs that are non-zero in fewer than this fraction of values."),
         click.option("--no-centring", "no_centring", is_flag=True,
                      help="No softmax centring: no layer is treated as the classifier (e.g. regression heads)."),
@@ -79,6 +91,8 @@ def _floats(text: str | None, flag: str) -> list[float] | None:
                 values.append(float(part))
         except (ValueError, ZeroDivisionError):
             raise click.BadParameter(f"{part!r} is not a number", param_hint=flag) from None
+        if not math.isfinite(values[-1]):
+            raise click.BadParameter(f"{part!r} is not a finite number", param_hint=flag)
     return values
 
 

@@ -1,7 +1,8 @@
 """Terminal output: the consoles, tables and the progress bar (rich).
 
 All user-supplied names are printed as plain text (``markup=False``), never as
-rich markup. Data goes to stdout; progress, warnings and errors go to stderr.
+rich markup, and with control characters escaped (``cell``, ``safetext.printable``).
+Data goes to stdout; progress, warnings and errors go to stderr.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from ..safetext import printable
+
 DASH = "-"
+
+
+def cell(v: Any, style: str = "") -> Text:
+    """A table cell (or title) of plain text, control characters escaped."""
+    return Text(printable(v), style=style)
 
 
 def make_console(*, stderr: bool = False, no_color: bool = False) -> Console:
@@ -54,13 +62,13 @@ def analysis_tables(report: dict[str, Any]) -> list[Any]:
     if any_undefined:
         t.add_column("undefined", justify="right")
     for L in layers:
-        row = [Text(str(L["index"])), Text(L["name"] + (" *" if L["classifier"] else "")), Text(L["op"]),
-               Text(str(L["units"])), Text(f"{L['inputs_kept']}/{L['inputs']}"), Text(fmt(L["activity_mean"], 3)),
-               Text(fmt(L["S_mean"])), Text(fmt(L["G_mean"])),
-               Text(fmt(L["S_mean_centred"]) if L["classifier"] else ""),
-               Text(fmt(L["G_mean_centred"]) if L["classifier"] else "")]
+        row = [cell(str(L["index"])), cell(L["name"] + (" *" if L["classifier"] else "")), cell(L["op"]),
+               cell(str(L["units"])), cell(f"{L['inputs_kept']}/{L['inputs']}"), cell(fmt(L["activity_mean"], 3)),
+               cell(fmt(L["S_mean"])), cell(fmt(L["G_mean"])),
+               cell(fmt(L["S_mean_centred"]) if L["classifier"] else ""),
+               cell(fmt(L["G_mean_centred"]) if L["classifier"] else "")]
         if any_undefined:
-            row.append(Text(str(L["undefined_units"]) if L["undefined_units"] else ""))
+            row.append(cell(str(L["undefined_units"]) if L["undefined_units"] else ""))
         t.add_row(*row)
     n = report["network"]
     net = Table(title="Network (eq. 14)" + ("; * = classifier" if any(L["classifier"] for L in layers) else ""),
@@ -72,7 +80,7 @@ def analysis_tables(report: dict[str, Any]) -> list[Any]:
                 DASH if acc is None else f"{acc:.4f} ({report.get('labelled')})", str(report["data"]["samples"]))
     why = null_network_reasons(report)
     if why:
-        net.caption = why
+        net.caption = printable(why)
         net.caption_justify = "left"
     out: list[Any] = [t, net]
     if report["skipped"]:
@@ -80,7 +88,7 @@ def analysis_tables(report: dict[str, Any]) -> list[Any]:
         for col in ("name", "op", "reason"):
             sk.add_column(col)
         for s in report["skipped"]:
-            sk.add_row(Text(s["name"]), Text(s["op"]), Text(s["reason"]))
+            sk.add_row(cell(s["name"]), cell(s["op"]), cell(s["reason"]))
         out.append(sk)
     return out
 
@@ -104,17 +112,17 @@ def inspect_tables(rows: list[dict[str, Any]], skipped: list[dict[str, str]]) ->
                 "unit activation", "classifier"):
         t.add_column(col)
     for r in rows:
-        t.add_row(Text(str(r["index"])), Text(r["name"]), Text(r["op"]), Text("x".join(map(str, r["weight_shape"]))),
-                  Text(str(r["units"])), Text(str(r["inputs_per_unit"])), Text(r["activity_gate"] or DASH),
-                  Text(" ".join(r["input_activation"] or [DASH])), Text(" ".join(r["unit_activation"] or [DASH])),
-                  Text("yes" if r["classifier"] else ""))
+        t.add_row(cell(str(r["index"])), cell(r["name"]), cell(r["op"]), cell("x".join(map(str, r["weight_shape"]))),
+                  cell(str(r["units"])), cell(str(r["inputs_per_unit"])), cell(r["activity_gate"] or DASH),
+                  cell(" ".join(r["input_activation"] or [DASH])), cell(" ".join(r["unit_activation"] or [DASH])),
+                  cell("yes" if r["classifier"] else ""))
     out: list[Any] = [t]
     if skipped:
         sk = Table(title="Skipped weighted ops", title_justify="left")
         for col in ("name", "op", "reason"):
             sk.add_column(col)
         for s in skipped:
-            sk.add_row(Text(s["name"]), Text(s["op"]), Text(s["reason"]))
+            sk.add_row(cell(s["name"]), cell(s["op"]), cell(s["reason"]))
         out.append(sk)
     return out
 

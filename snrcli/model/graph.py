@@ -18,6 +18,7 @@ import onnx
 from onnx import helper
 
 from .constants import ConstantFolder, _attr
+from .reach import WEIGHTED, live_tensors, score_kind, subgraph_ops
 from .sites import Site, SiteFinder
 from ..errors import ModelError, UsageError
 
@@ -70,6 +71,7 @@ class Layer:
     gate: str | None = None
     classifier: bool = False
     weight_name: str = ""
+    feeds_output: bool = True           # False when no graph output depends on the layer's output
     node: str = ""                        # the node's name (``name`` may be the exporter's module path)
     input_site: Site | None = None        # spec section 11: the activation the layer reads ...
     unit_site: Site | None = None         # ... and the one its output feeds
@@ -124,6 +126,7 @@ class GraphInfo:
     accuracy_output: str | None
     shapes: dict[str, list[Dim]] = field(default_factory=dict)
     weight_inputs: list[str] = field(default_factory=list)  # initializers also listed as graph inputs
+    score_kind: str | None = None   # the scored output: "probability" (Sigmoid), "logit" (a layer's output)
 
 
 def node_name(node: onnx.NodeProto) -> str:
@@ -423,6 +426,9 @@ def _as_layer(node, folder: ConstantFolder) -> Layer | Skipped | None:
         return Skipped(name, op, "node has no output (malformed graph)")
     a_const, b = folder.is_constant(node.input[0]), folder.value(node.input[1])
     if b is None:
+        why = folder.why_not(node.input[1])
+        if why:
+            return Skipped(name, op, f"its weight {node.input[1]!r} comes from constants but is not usable: {why}")
         return Skipped(name, op, "constant on the left" if a_const else
                        f"{op} of two activations" if op != "Conv" else "weight is not a constant")
     b = b.astype(np.float64)
@@ -474,9 +480,13 @@ def discover(model: onnx.ModelProto, *, output: str | None = None,
             paths.append(module_path(node))
         elif isinstance(found, Skipped):
             skipped.append(found)
+        skipped += [Skipped(*s) for s in subgraph_ops(node, (*WEIGHTED, *SKIP_REASONS, *ML_WEIGHTED))]
     for layer, path in zip(layers, paths):
         if path and paths.count(path) == 1:
             layer.name = path
+    live = live_tensors(nodes, [o.name for o in graph.output])
+    for layer in layers:
+        layer.feeds_output = layer.output in live
     walker = _Walker(nodes, folder, shapes, opset)
     sites = SiteFinder(nodes, folder, shapes, opset, walker)
     for layer in layers:
@@ -489,5 +499,6 @@ def discover(model: onnx.ModelProto, *, output: str | None = None,
             if layer.group == 1 and walker.reaches_output(layer, acc_out):
                 layer.classifier = True
                 break
+    kind = score_kind(nodes, acc_out, {L.output for L in layers}, folder.is_constant)
     return GraphInfo(layers=layers, skipped=skipped, inputs=inputs, outputs=[o.name for o in graph.output],
-                     accuracy_output=acc_out, shapes=shapes, weight_inputs=weight_inputs)
+                     accuracy_output=acc_out, shapes=shapes, weight_inputs=weight_inputs, score_kind=kind)

@@ -17,6 +17,7 @@ every condition passes and ``EXIT_CHECK_FAILED`` (1) otherwise.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from dataclasses import dataclass, field
@@ -79,7 +80,11 @@ def _number_at(text: str, pos: int, flag: str, what: str) -> tuple[float, str, i
     m = _NUMBER.match(text, pos)
     if not m:
         raise UsageError(f"{flag} {text!r}: expected {what} at column {pos + 1}, found {_found(text, pos)}")
-    return float(m.group()), m.group(), m.end()
+    value = float(m.group())
+    if not math.isfinite(value):
+        raise UsageError(f"{flag} {text!r}: {m.group()} at column {pos + 1} is too large for a number "
+                         "(it overflows to infinity)")
+    return value, m.group(), m.end()
 
 
 def parse_requirement(expr: str) -> Requirement:
@@ -146,6 +151,8 @@ def numeric_value(report: dict[str, Any], path: Path, label: str, flag: str) -> 
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         shown = f" ({v!r})" if isinstance(v, (str, bool)) else ""
         raise UsageError(f"{flag}: {path.text} is {kind_of(v)}{shown} in {label}, not a number")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise UsageError(f"{flag}: {path.text} is {v} in {label}, not a finite number, so it cannot be checked")
     return v
 
 

@@ -76,11 +76,11 @@ def number(v: Any) -> int | float | None:
 
 
 def delta(a: Any, b: Any) -> int | float | None:
-    """``b - a``, or None when either side is not a number."""
+    """``b - a``, or None when either side is not a number (or the difference overflows)."""
     a, b = number(a), number(b)
     if a is None or b is None:
         return None
-    return b - a
+    return number(b - a)
 
 
 def triple(a: Any, b: Any) -> dict[str, Any]:
@@ -203,7 +203,8 @@ def _rank_value(run: Run, path: Path) -> tuple[Any, str | None]:
     except PathError as e:
         return None, str(e)
     if v is not None and number(v) is None:
-        raise UsageError(f"--rank-by {path.text}: it is {kind_of(v)} in {run.label}, not a number")
+        what, want = (repr(v), "a finite number") if isinstance(v, float) else (kind_of(v), "a number")
+        raise UsageError(f"--rank-by {path.text}: it is {what} in {run.label}, not {want}")
     return v, None
 
 

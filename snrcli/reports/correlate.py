@@ -25,6 +25,7 @@ import io
 import json
 import math
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -247,12 +248,33 @@ class Covariates:
     rows: dict[str, dict[str, str]]   # run name -> raw row
 
 
+MAX_COVARIATES_BYTES = 16 << 20   # a table with one row per run
+
+
 def read_covariates(path: str) -> Covariates:
+    """The CSV of ``--covariates``: UTF-8, a 'run' column, one row per run; usage errors otherwise."""
     try:
+        info = os.stat(path)
+        size = info.st_size
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"--covariates {path} is not a regular file")
+        if size > MAX_COVARIATES_BYTES:
+            raise UsageError(f"--covariates {path} is {size / 2**20:.0f} MB; a covariates table has one row per "
+                             f"run and at most {MAX_COVARIATES_BYTES >> 20} MB is read")
         text = Path(path).read_text(encoding="utf-8-sig")
     except OSError as e:
         raise UsageError(f"--covariates {path}: cannot read it: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"--covariates {path} is not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") \
+            from None
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _covariate_rows(path, reader)
+    except csv.Error as e:
+        raise UsageError(f"--covariates {path}, line {reader.line_num}: not readable as CSV ({e})") from None
+
+
+def _covariate_rows(path: str, reader: csv.DictReader) -> Covariates:
     columns = [c.strip() for c in (reader.fieldnames or [])]
     if "run" not in columns:
         raise UsageError(f"--covariates {path} has no 'run' column (columns: {', '.join(columns) or 'none'})")
@@ -297,6 +319,10 @@ def attach_covariates(runs: list[Run], cov: Covariates) -> None:
         run.covariates = cov.rows[name]
 
 
+def _short(raw: str, keep: int = 40) -> str:
+    return repr(raw if len(raw) <= keep else raw[:keep] + "...")
+
+
 def covariate_column(runs: list[Run], cov: Covariates, column: str, flag: str) -> list[float]:
     """The numeric column ``column`` for every run (all present), or a usage error naming what is wrong."""
     if column not in cov.columns:
@@ -310,9 +336,10 @@ def covariate_column(runs: list[Run], cov: Covariates, column: str, flag: str) -
         try:
             v = float(raw)
         except ValueError:
-            raise UsageError(f"{flag} {column}: column is not numeric ({raw!r} for run {run.label})") from None
+            raise UsageError(f"{flag} {column}: column is not numeric ({_short(raw)} for run {run.label})") \
+                from None
         if not math.isfinite(v):
-            raise UsageError(f"{flag} {column}: {raw!r} for run {run.label} is not a finite number")
+            raise UsageError(f"{flag} {column}: {_short(raw)} for run {run.label} is not a finite number")
         values.append(v)
     return values
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from ..errors import ReportError
+from .paths import kind_of
 
 REPORT_SCHEMA = "snr-report/1"
 STDIN = "-"
@@ -41,8 +43,52 @@ class _NonFinite(ValueError):
     pass
 
 
+class _BadNumber(ValueError):
+    pass
+
+
+MAX_INT_DIGITS = 19   # a report's integers are counts and indices: int64 at most
+
+
 def _reject_constant(name: str) -> Any:
     raise _NonFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise _BadNumber(f"the number {text[:40]}, which overflows to infinity (snr writes undefined figures "
+                         "as null)")
+    return v
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise _BadNumber(f"an integer of {digits} digits, too large for a report")
+    return int(text)
+
+
+def _surrogate_at(value: Any, where: str = "") -> str | None:
+    """The place of the first string (or key) holding a lone surrogate (a JSON \\ud800 escape), or None."""
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return where or "the top level"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _surrogate_at(k, where or "a key") or _surrogate_at(v, f"{where}.{k}" if where else str(k))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _surrogate_at(v, f"{where}[{i + 1}]")
+            if found:
+                return found
+    return None
 
 
 def parse_report(raw: bytes, label: str) -> dict[str, Any]:
@@ -57,11 +103,14 @@ def parse_report(raw: bytes, label: str) -> dict[str, Any]:
     if not text.strip():
         raise ReportError(f"{label} is empty; expected an {REPORT_SCHEMA} JSON report")
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
+                          parse_int=_bounded_int)
     except json.JSONDecodeError as e:
         raise ReportError(f"{label}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
     except _NonFinite as e:
         raise ReportError(f"{label} holds {e} (not valid JSON; snr writes undefined figures as null)") from None
+    except _BadNumber as e:
+        raise ReportError(f"{label} holds {e}; not a report snr wrote") from None
     except RecursionError:
         raise ReportError(f"{label}: JSON nested too deeply to be a report") from None
     if not isinstance(data, dict):
@@ -71,6 +120,9 @@ def parse_report(raw: bytes, label: str) -> dict[str, Any]:
         raise ReportError(f"{label} has no 'schema' key; this snr reads {REPORT_SCHEMA} reports "
                           "(from snr analyze --json or --out)")
     schema = data["schema"]
+    if not isinstance(schema, str):
+        raise ReportError(f"{label} has a 'schema' that is {kind_of(schema)}, not the string "
+                          f"{json.dumps(REPORT_SCHEMA)}; expected an {REPORT_SCHEMA} report")
     if schema != REPORT_SCHEMA:
         hint = f" (that is the output of {_OTHER_SCHEMAS[schema]})" if schema in _OTHER_SCHEMAS else ""
         raise ReportError(f"{label} has schema {json.dumps(schema)}{hint}; this snr supports {REPORT_SCHEMA}")
@@ -81,6 +133,10 @@ def parse_report(raw: bytes, label: str) -> dict[str, Any]:
     for i, L in enumerate(layers):
         if not isinstance(L, dict):
             raise ReportError(f"{label}: layers[{i}] is not an object; not a valid {REPORT_SCHEMA} report")
+    where = _surrogate_at(data)
+    if where:
+        raise ReportError(f"{label}: {where} holds a lone surrogate (a \\u escape of half a character), "
+                          "which is not text; not a report snr wrote")
     return data
 
 

@@ -7,6 +7,7 @@ axis, one point per run, the least-squares line, and Spearman's rho in the title
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,9 +28,28 @@ def require_matplotlib() -> Any:
     return plt
 
 
+def plot_format(path: str) -> str:
+    """The image format that ``path``'s suffix names (png without a suffix); a usage error for a suffix
+    matplotlib cannot write. Needs matplotlib (``require_matplotlib``)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if not suffix:
+        return "png"
+    known = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in known:
+        raise UsageError(f"--plot {path}: unknown image format {suffix!r}; use one of "
+                         f"{', '.join('.' + k for k in sorted(known))}")
+    return suffix
+
+
 def scatter_panels(result, path: str, *, columns: int = 4) -> None:
-    """Write ``path`` (PNG, or any format matplotlib knows by the suffix) with one panel per row of ``result``."""
+    """Write ``path`` (PNG, or any format matplotlib knows by the suffix) with one panel per row of
+    ``result``, atomically."""
+    from .outfiles import write_file
+
     plt = require_matplotlib()
+    fmt = plot_format(path)
     rows = result.rows
     figs = {f.key: f for f in result.figures}
     n = len(rows)
@@ -58,5 +78,7 @@ def scatter_panels(result, path: str, *, columns: int = 4) -> None:
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    try:
+        write_file(path, "--plot", lambda tmp: fig.savefig(tmp, dpi=80, format=fmt))
+    finally:
+        plt.close(fig)
