@@ -54,7 +54,10 @@ def analysis_tables(report: dict[str, Any]) -> list[Any]:
     any_undefined = any(L["undefined_units"] for L in layers)
     t = Table(title="SNR figures per layer", title_justify="left",
               caption="S, G: activity-weighted unit means (eq. 10, 13); S_c, G_c: classifier after softmax "
-                      "centring (eq. 18); kept: inputs kept / inputs", caption_justify="left")
+                      "centring (eq. 18); kept: inputs kept / inputs"
+                      + ("; activity: mean squared activation slopes (--noise-model activation)"
+                         if report["settings"].get("noise_model") == "activation" else ""),
+              caption_justify="left")
     right = {"justify": "right"}
     for col, kw in [("#", right), ("layer", {}), ("op", {}), ("units", right), ("kept", right),
                     ("activity", right), ("S", right), ("G", right), ("S_c", right), ("G_c", right)]:
