@@ -380,3 +380,28 @@ def test_a_module_path_shared_by_two_layers_keeps_the_node_names():
     bad = helper.make_node("MatMul", ["x", "w"], ["y"], name="n")
     bad.metadata_props.add(key="pkg.torch.onnx.name_scopes", value="__import__('os')")
     assert module_path(bad) is None
+
+
+def test_a_transpose_after_a_layer_and_its_activation(tmp_path):
+    """MatMul on [N, T, F] -> Tanh -> Transpose (0, 2, 1) -> Reshape [-1, T] -> MatMul: the second layer's
+    features are the T positions. The first layer's forward walk meets the same site without the
+    Transpose; the second layer's a_j still follow its own walk (per position t)."""
+    rng = np.random.default_rng(13)
+    g = Build()
+    w1 = rng.standard_normal((4, 3)).astype(np.float32)
+    h = g.op("Tanh", g.op("MatMul", "x", g.c(w1), name="mm1"))
+    y = g.op("MatMul", g.op("Reshape", g.op("Transpose", h, perm=[0, 2, 1]), g.shape([-1, 5])),
+             g.c(rng.standard_normal((5, 2))), name="mm2")
+    model = make_model(g.nodes, [vi("x", ["N", 5, 4])], [vi(y, ["M", 2])], g.inits)
+    mm1, mm2 = discover(model).layers
+    assert mm1.unit_site.key == mm2.input_site.key and not mm1.unit_site.chain and mm2.input_site.chain
+    scale = np.array([0.1, 0.3, 1.0, 3.0, 10.0], np.float32).reshape(1, 5, 1)   # position t: saturation
+    x = (rng.standard_normal((40, 5, 4)) * scale).astype(np.float32)
+    m, d = write(tmp_path, model, {"x": x})
+    s2 = (1 - np.tanh((x @ w1).astype(np.float64)) ** 2) ** 2
+    a = s2.mean(axis=(0, 2)) / s2.max()
+    thr = float((np.sort(a)[1] + np.sort(a)[2]) / 2)                 # two positions fall below
+    rep = snrcli.analyze(m, d, noise_model="activation", min_activity=thr, centre_classifier=False)
+    L = rep.to_dict()["layers"]
+    assert L[1]["input_activation"] == ["Tanh"] and L[1]["inputs_kept"] == 3
+    assert sorted(np.argsort(a)[:2]) == [3, 4]                       # the saturated positions

@@ -65,9 +65,12 @@ def needed_tensors(layers: list[Layer], noise_model: str) -> list[str]:
     """Tensors the runner must expose for the slopes: each site's ``z`` (a lone Relu's output ``x``, which
     the statistics usually read anyway) and the inputs of Transposes."""
     names: list[str] = []
-    for site in evaluated(layers, noise_model).values():
+    sites = evaluated(layers, noise_model)
+    for site in sites.values():
         names.append(site.x if site.lone_relu else site.z)
-        names.extend(site.transposes())
+    for L in layers:                 # each layer's own walk to its input (sites of one key may differ here)
+        if L.input_site is not None and L.input_site.key in sites:
+            names.extend(L.input_site.transposes())
     return names
 
 
@@ -103,26 +106,33 @@ class SiteStats:
         self.sites, self.layers = {}, []
 
     def update(self, values: dict[str, np.ndarray], pool=None) -> None:
-        """Add one batch: the squared slopes of each site once, then each layer side's sums. A lone Relu's
-        s^2 is 1 where its output is > 0, else 0: its sums are counts of positive outputs (as the relu
-        model's), read from the output without a float64 copy. ``pool``: threads for the slopes."""
-        s2: dict[tuple, tuple[np.ndarray, float]] = {}
+        """Add one batch: the squared slopes of each site once (one site's at a time in memory), then the
+        sums of each layer side that reads it. A lone Relu's s^2 is 1 where its output is > 0, else 0: its
+        sums are counts of positive outputs (as the relu model's), read from the output without a
+        float64 copy. ``pool``: threads for the slopes."""
         for key, site in self.sites.items():
-            s2[key] = (values[site.x], 1.0) if site.lone_relu else squared_slopes(site, values[site.z], pool)
-        for (i, side), acc in self.sums.items():
-            L = self.layers[i]
-            site = L.input_site if side == "input" else L.unit_site
-            sq, top = s2[site.key]
-            if not np.isfinite(top):
-                acc.finite = False
-            if not acc.finite:
-                continue
-            x = values[L.input]
-            if side == "input":
-                sums, count = _channel_sums(L, _along_chain(sq, site, values, x.shape), site.lone_relu)
-            else:
-                sums, count = _unit_sums(L, sq, x, site.lone_relu)
-            acc.add(sums, count, top if not site.lone_relu or np.any(sums) else 0.0)
+            sides = [(i, side) for (i, side) in self.sums if self._site(i, side).key == key]
+            if not any(self.sums[k].finite for k in sides):
+                continue                      # not used any more: a slope was infinite
+            sq, top = (values[site.x], 1.0) if site.lone_relu else squared_slopes(site, values[site.z], pool)
+            for i, side in sides:
+                acc = self.sums[(i, side)]
+                acc.finite = acc.finite and bool(np.isfinite(top))
+                if not acc.finite:
+                    continue
+                L = self.layers[i]
+                x = values[L.input]
+                if side == "input":        # (this side's own site: its chain to the layer's input)
+                    mapped = _along_chain(sq, self._site(i, side), values, x.shape)
+                    sums, count = _channel_sums(L, mapped, site.lone_relu)
+                else:
+                    sums, count = _unit_sums(L, sq, x, site.lone_relu)
+                acc.add(sums, count, top if not site.lone_relu or np.any(sums) else 0.0)
+            del sq
+
+    def _site(self, i: int, side: str) -> Site:
+        L = self.layers[i]
+        return L.input_site if side == "input" else L.unit_site
 
     def merge(self, other: "SiteStats") -> None:
         for k, acc in other.sums.items():
