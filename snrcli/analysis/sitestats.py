@@ -76,8 +76,8 @@ def needed_tensors(layers: list[Layer], noise_model: str) -> list[str]:
 
 @dataclass
 class SiteResult:
-    """One layer's slope figures: ``a``/``r`` replace section 2/5's where not None; ``*_ok``: the site was
-    found and its slopes are finite (False also where no site was found)."""
+    """One layer's slope figures: ``a``/``r`` replace section 2/5's where not None; ``*_ok``: False where the
+    site's slopes were infinite or undefined somewhere in the data (the site then counts as not found)."""
 
     a: np.ndarray | None
     r: np.ndarray | None
@@ -140,13 +140,10 @@ class SiteStats:
 
     def finish(self, i: int) -> SiteResult:
         """Layer ``i``'s (position) figures; the rates only under the activation model."""
-        out = {}
-        for side in SIDES:
-            acc = self.sums.get((i, side))
-            out[side] = acc
-        ok = {side: acc is None or acc.finite for side, acc in out.items()}
+        acc = {side: self.sums.get((i, side)) for side in SIDES}
+        ok = {side: a is None or a.finite for side, a in acc.items()}
         use = self.noise_model == "activation"
-        rates = {side: acc.rates() if use and acc is not None and acc.finite else None for side, acc in out.items()}
+        rates = {side: a.rates() if use and a is not None and a.finite else None for side, a in acc.items()}
         return SiteResult(a=rates["input"], r=rates["unit"], input_ok=ok["input"], unit_ok=ok["unit"])
 
 

@@ -1,7 +1,7 @@
 """Slopes of activation sites (paper appendix B.3): s = g'(z) by forward-mode differentiation. Pure numpy.
 
 A site's steps (``model.sites.Step``) are evaluated on the data's ``z`` values in float64, each
-tensor as a pair (value, tangent) with tangent dx/dz (eq. B.3's ``g_j'(z_j)``: noise ``n`` added to
+tensor as a pair (value, tangent) with tangent dx/dz (appendix B.3's ``g_j'(z_j)``: noise ``n`` added to
 ``z`` reaches ``x`` as ``g'(z) n``). One function per op, from a table. Unary functions return
 (value, derivative); binary ones (value, d/da, d/db), the derivative of a constant operand not
 computed (None). At kinks the slope is that of the side where the op is off or constant.
@@ -220,7 +220,7 @@ ONE = 1.0   # the tangent of z itself (dz/dz): multiplying by it is skipped
 
 
 def _run(steps, z_name: str, z: np.ndarray, x_name: str):
-    """The tangent dx/dz of one block (chain rule through the steps; eq. B.3's g'(z))."""
+    """The tangent dx/dz of one block (chain rule through the steps; appendix B.3's g'(z))."""
     env = {z_name: (z, ONE)}
     for st in steps:
         if st.op in UNARY:
