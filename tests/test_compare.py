@@ -388,11 +388,11 @@ def test_cli_pair_table(snr, ab):
             for line in out.splitlines() if line.startswith("│")}
     # index, layer, op, S A, S B, S B-A, G A, G B, G B-A, act A, act B, act B-A
     assert rows["1"] == ["1", "fc1", "Gemm", "0.5000", "0.6250", "+0.1250", "1.2500", "1.0000", "-0.2500",
-                         "0.750", "0.750", "0"]
-    assert rows["2"][3:] == ["0.6250", "0.5000", "-0.1250", "1.7500", "2.0000", "+0.2500", "0.500", "0.250",
-                             "-0.250"]
+                         "0.7500", "0.7500", "0.0000"]
+    assert rows["2"][3:] == ["0.6250", "0.5000", "-0.1250", "1.7500", "2.0000", "+0.2500", "0.5000", "0.2500",
+                             "-0.2500"]
     assert ["G_total", "4.5000", "4.7500", "+0.2500"] in rows.values()
-    assert ["G_hidden", "3.0000", "3.0000", "0"] in rows.values()
+    assert ["G_hidden", "3.0000", "3.0000", "0.0000"] in rows.values()
     assert ["accuracy", "0.8750", "0.9375", "+0.0625"] in rows.values()
     assert r.stderr == ""
 
@@ -442,11 +442,9 @@ def test_cli_mismatched_architectures_warn_and_still_compare(snr, tmp_path):
     fa, fb = write(tmp_path / "a.json", a), write(tmp_path / "b.json", b)
     r = snr("compare", fa, fb, "--figures", "S")
     warnings = r.stderr.splitlines()
-    assert warnings == [
-        f'warning: layer 1 differs between A ({fa}) and B ({fb}): name "fc1" vs "conv1", op "Gemm" vs "Conv", '
-        "units 8 vs 4; its rows are matched by layer index anyway",
-        f"warning: layer 3 differs between A ({fa}) and B ({fb}): units 10 vs 12; "
-        "its rows are matched by layer index anyway",
+    assert warnings == [          # one warning for every layer that differs
+        f"warning: 2 layers differ between A ({fa}) and B ({fb}), matched by layer index anyway (each row names "
+        'both): layer 1: name "fc1" vs "conv1", op "Gemm" vs "Conv", units 8 vs 4; layer 3: units 10 vs 12',
         f"warning: layer 4 only in B ({fb}): shown with blanks for the other run (3 layers in A, 4 in B)",
     ]
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[1:-1]]
@@ -456,7 +454,7 @@ def test_cli_mismatched_architectures_warn_and_still_compare(snr, tmp_path):
     assert rows["4"] == ["4", "fc4 (B only)", "Gemm", "-", "1.0000", "-"]
     d = json.loads(snr("compare", fa, fb, "--json", "-q").stdout)
     assert d["layers"][3]["figures"]["S_mean"] == {"a": None, "b": 1.0, "delta": None}
-    assert len(d["warnings"]) == 3
+    assert len(d["warnings"]) == 2
 
 
 def test_cli_stdin_run(snr, ab):

@@ -1,17 +1,16 @@
 """``analyze(model, data, ...)``: the whole pipeline as one call, without click or rich.
 
-model file -> graph.discover -> data.load_data -> runner.Runner -> stats.LayerStats
+model (file or in memory) -> graph.discover -> data (file or arrays) -> runner.Runner -> stats.LayerStats
 -> metrics.layer_figures -> report.Report
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import platform
 import sys
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import onnx
@@ -21,7 +20,6 @@ from .. import __version__
 from ..aside import Aside
 from ..errors import ModelError, UsageError
 from ..model.graph import GraphInfo
-from ..model.modelfile import FileHash
 from ..reports.report import Report
 from .accumulate import Analysis, layer_result
 from .baselines import weight_baselines
@@ -29,29 +27,41 @@ from .metrics import network_figures
 from .sitestats import site_warnings
 from .settings import (ASIDE_MIN_WEIGHTS, DEFAULT_BATCH_SIZE, DEFAULT_MIN_ACTIVITY, DEFAULT_MIN_LEVEL,
                        DEFAULT_NOISE_MODEL, DEFAULT_PRECISION, NOISE_MODELS, PRECISIONS, Settings)
+from .sources import DataInput, DataSource, ModelInput, ModelSource, data_input, model_input
 from .stream import prepare, run_range
 
 Progress = Callable[[int, int], None]
 Warn = Callable[[str], None]
 
 
-def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: int = DEFAULT_BATCH_SIZE,
+def analyze(model: ModelSource, data: DataSource, *, batch_size: int = DEFAULT_BATCH_SIZE,
             limit: int | None = None, min_level: float = DEFAULT_MIN_LEVEL,
             min_activity: float = DEFAULT_MIN_ACTIVITY, centre_classifier: bool = True,
             input_key: str | None = None, label_key: str | None = None, output: str | None = None,
-            drop_nonfinite: bool = False, scale=None, mean=None, std=None, layout: str | None = None,
+            drop_nonfinite: bool = False, scale: Sequence[float] | None = None,
+            mean: Sequence[float] | None = None, std: Sequence[float] | None = None, layout: str | None = None,
             providers: list[str] | None = None, threads: int | None = None,
             custom_op_library: str | None = None, precision: str = DEFAULT_PRECISION,
             noise_model: str = DEFAULT_NOISE_MODEL, jobs: int = 1,
             scheduler: str | None = None, progress: Progress | None = None, warn: Warn | None = None,
             command: str | None = None) -> Report:
-    """Analyse ``model`` on ``data`` and return the ``snr-report/1`` report (spec sections 1-9).
+    """Analyse ``model`` on ``data`` and return the ``snr-report/1`` report (eq. 10, 13, 14, 18).
+
+    ``model``: a path to an .onnx file, an ``onnx.ModelProto`` or its serialised bytes.
+    ``data``: a path to an .npz/.npy file, a numpy array (one-input models), a dict of arrays
+    keyed by model input name (optional ``labels``), or an iterable of such batches, where a
+    batch may also be a pair ``(inputs, labels)``; an iterable is read into memory first.
+    In-memory sources are recorded with a null path and the sha256 of their contents
+    (``sources.py``). The keyword arguments are the command's options.
 
     ``jobs`` > 1 shards the items over worker processes; ``scheduler`` (an address, or
-    ``local:N``) runs the shards on a Dask cluster. ``precision="float64"`` multiplies float32
-    activations in float64 too (default ``"mixed"``: float32 blocks of at most 4096 samples, summed
-    in float64). ``noise_model="activation"`` reads a_j and r_i as normalised mean squared slopes of
-    the activations (paper appendix B.3) instead of ReLU on/off rates (default ``"relu"``). Raises ``SnrError`` subclasses for problems the user can fix.
+    ``local:N``) runs the shards on a Dask cluster; both need the model and the data as files.
+    ``precision="float64"`` multiplies float32 activations in float64 too (default ``"mixed"``:
+    float32 blocks of at most 4096 samples, summed in float64). ``noise_model="activation"`` reads
+    a_j and r_i as normalised mean squared slopes of the activations (paper appendix B.3) instead of
+    ReLU on/off rates (default ``"relu"``). ``progress(done, total)`` is called after each batch;
+    ``warn(message)`` for each warning (also kept in the report).
+    Raises ``SnrError`` subclasses for problems the user can fix.
     """
     settings = Settings(batch_size=batch_size, limit=limit, min_level=min_level, min_activity=min_activity,
                         centre_classifier=centre_classifier, input_key=input_key, label_key=label_key,
@@ -72,21 +82,27 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
         if warn:
             warn(msg)
 
-    model_path, data_path = str(model), str(data)
-    hashes = {"model": FileHash(model_path), "data": FileHash(data_path)}   # on an idle core meanwhile
+    source_model, source_data = model_input(model), data_input(data, limit)
+    if (jobs > 1 or scheduler) and (source_model.path is None or source_data.path is None):
+        raise UsageError("jobs > 1 and scheduler need the model and the data as files (each worker reads them "
+                         "itself); save the data with numpy.savez and pass its path, or run with jobs=1")
+    hashes = {"model": source_model.hash(), "data": source_data.hash()}   # on an idle core meanwhile
     try:
-        return _analyze(model_path, data_path, settings, hashes, jobs=jobs, scheduler=scheduler,
+        return _analyze(source_model, source_data, settings, hashes, jobs=jobs, scheduler=scheduler,
                         progress=progress, note=note, warnings=warnings, command=command)
     finally:
         for h in hashes.values():
-            h.cancel()          # (a no-op once finished)
+            if h is not None:
+                h.cancel()          # (a no-op once finished)
 
 
-def _analyze(model_path: str, data_path: str, settings: Settings, hashes: dict[str, FileHash], *, jobs: int,
+def _analyze(model: ModelInput, data: DataInput, settings: Settings, hashes: dict[str, Aside], *, jobs: int,
              scheduler: str | None, progress: Progress | None, note: Warn, warnings: list[str],
              command: str | None) -> Report:
     batch_size = settings.batch_size
-    proto, info, ds, source = prepare(model_path, data_path, settings)
+    proto, info, ds, source = prepare(model, data, settings)
+    if data.in_memory:
+        hashes["data"] = data.matched_hash(ds)
     weights = [L.weight for L in info.layers]
     big = sum(w.size for w in weights) >= ASIDE_MIN_WEIGHTS
     aside = {**hashes, "baselines": Aside(_weight_baselines, weights, start=big)}
@@ -116,7 +132,7 @@ def _analyze(model_path: str, data_path: str, settings: Settings, hashes: dict[s
     try:
         if jobs > 1 or scheduler:
             from .parallel import run_sharded
-            analysis = run_sharded(info, model_path, data_path, settings, ds.items,
+            analysis = run_sharded(info, model.path, data.path, settings, ds.items,
                                    align=ds.fixed_batch or 1, jobs=jobs, scheduler=scheduler, progress=advance)
         else:
             analysis = run_range(proto, info, ds, settings, 0, ds.items, progress=advance, source=source)
@@ -126,7 +142,7 @@ def _analyze(model_path: str, data_path: str, settings: Settings, hashes: dict[s
             raise ModelError(f"{e}; {checker[0]}") from e
         raise
     flush()
-    return build_report(info, analysis, model_path=model_path, data_path=data_path, ds=ds, settings=settings,
+    return build_report(info, analysis, model_path=model.path, data_path=data.path, ds=ds, settings=settings,
                         warnings=warnings, note=note, command=command,
                         execution={"jobs": jobs, "scheduler": scheduler},
                         aside=aside)
@@ -151,7 +167,7 @@ def _weight_baselines(weights: list[np.ndarray]) -> dict[str, float | None]:
         return weight_baselines(weights)
 
 
-def build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_path: str, ds,
+def build_report(info: GraphInfo, analysis: Analysis, *, model_path: str | None, data_path: str | None, ds,
                  settings: Settings, warnings: list[str], note: Warn, command: str | None,
                  execution: dict[str, Any], aside: dict[str, Aside]) -> Report:
     """Finish the statistics into figures and wrap them in a ``Report``."""
@@ -161,7 +177,7 @@ def build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_p
                              aside=aside)
 
 
-def _build_report(info: GraphInfo, analysis: Analysis, *, model_path: str, data_path: str, ds,
+def _build_report(info: GraphInfo, analysis: Analysis, *, model_path: str | None, data_path: str | None, ds,
                   settings: Settings, warnings: list[str], note: Warn, command: str | None,
                   execution: dict[str, Any], aside: dict[str, Aside]) -> Report:
     analysis.settle_gates()

@@ -66,8 +66,9 @@ class Preprocess:
 
 
 def plan_preprocess(item: tuple[int, ...], dims: list, *, scale=None, mean=None, std=None,
-                    layout: str | None = None) -> Preprocess:
-    """Check the flags against the data's item shape and decide the transpose that fits the model input."""
+                    layout: str | None = None, model_layout: str | None = None) -> Preprocess:
+    """Check the flags against the data's item shape and decide the transpose that fits the model input
+    (``model_layout``: the layout the model input takes, where the graph tells; see model/layout.py)."""
     pre = Preprocess(scale=list(scale) if scale else None, mean=list(mean) if mean else None,
                      std=list(std) if std else None, layout=layout)
     if std and any(v == 0 for v in std):
@@ -79,9 +80,26 @@ def plan_preprocess(item: tuple[int, ...], dims: list, *, scale=None, mean=None,
         pre.channel_axis = n - 1 if layout == "nhwc" else 0
         perm = (n - 1,) + tuple(range(n - 1)) if layout == "nhwc" else tuple(range(1, n)) + (0,)
         moved = tuple(item[a] for a in perm)
-        want = dims[1:] if dims and len(dims) == n + 1 else dims
-        if not _fits(item, want) and _fits(moved, want):
+        want = dims[1:] if dims and len(dims) == n + 1 else list(dims or [])
+        as_is, turned = _fits(item, want), _fits(moved, want)
+        other = "nchw" if layout == "nhwc" else "nhwc"
+        if model_layout is not None:
+            as_is, turned = as_is and model_layout == layout, turned and model_layout != layout
+            if not (as_is or turned):
+                raise DataError(f"--layout {layout}: the model input takes {model_layout} items {_fmt_shape(dims)}, "
+                                f"and items of shape {item} read as {layout} do not fit it"
+                                + ("" if model_layout == layout else f" once transposed to {moved}"))
+        if turned and not as_is:
             pre.transpose = perm
+        elif not as_is:
+            raise DataError(f"--layout {layout}: items of shape {item} fit the model input {_fmt_shape(dims)} "
+                            f"neither as they are nor transposed to {other} {moved}"
+                            if dims else f"--layout {layout}: the model input declares no shape, so whether to "
+                            "transpose the items cannot be decided; transpose the data yourself and drop --layout")
+        elif turned and moved != item:
+            raise DataError(f"--layout {layout}: items of shape {item} fit the model input {_fmt_shape(dims)} both "
+                            f"as they are and transposed to {other} {moved}, so its layout cannot be told; "
+                            "transpose the data yourself and drop --layout")
     lists = [v for v in (scale, mean, std) if v and len(v) > 1]
     if lists:
         size = len(lists[0])
@@ -395,13 +413,16 @@ def _float_limit(data: np.dtype, model: np.dtype) -> float | None:
     return top
 
 
-def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: str | None = None,
-              label_key: str | None = None, limit: int | None = None, drop_nonfinite: bool = False,
-              scale: list[float] | None = None, mean: list[float] | None = None, std: list[float] | None = None,
-              layout: str | None = None) -> Dataset:
+def load_data(path: str | os.PathLike, inputs: list[GraphInput], **options) -> Dataset:
     """Read the data file and match it to the model inputs (spec section 9), planning any preprocessing."""
-    p = Path(path)
-    arrays = _read_arrays(p)
+    return match_arrays(_read_arrays(Path(path)), str(path), inputs, **options)
+
+
+def match_arrays(arrays: dict[str, np.ndarray], path: str, inputs: list[GraphInput], *,
+                 input_key: str | None = None, label_key: str | None = None, limit: int | None = None,
+                 drop_nonfinite: bool = False, scale: list[float] | None = None, mean: list[float] | None = None,
+                 std: list[float] | None = None, layout: str | None = None) -> Dataset:
+    """Match named arrays (a file's, or given in memory; key "" for a lone array) to the model inputs."""
     lk = label_key if label_key is not None else (LABEL_KEY if LABEL_KEY in arrays else None)
     if label_key is not None and label_key not in arrays:
         raise DataError(f"--label-key {label_key!r} is not in the data file (arrays: {', '.join(arrays)})")
@@ -426,7 +447,8 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
             raise DataError(f"{label} is a scalar; expected one item per row")
         item = tuple(a.shape[1:])
         if wants_pre:
-            plan = plan_preprocess(item, dims, scale=scale, mean=mean, std=std, layout=layout)
+            plan = plan_preprocess(item, dims, scale=scale, mean=mean, std=std, layout=layout,
+                                   model_layout=inp.layout)
             plans[inp.name] = plan
             if plan.transpose:
                 item = tuple(item[i] for i in plan.transpose)
@@ -500,7 +522,7 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
         raise DataError("the data set is empty: no items to analyse")
     if items == 1:
         raise DataError("the data set has one item: covariances need at least 2 items")
-    return Dataset(path=str(path), arrays=matched, labels=labels, items=items,
+    return Dataset(path=path, arrays=matched, labels=labels, items=items,
                    per_item=bool(per_item), fixed_batch=fixed, dropped_nonfinite=dropped, notes=notes,
                    keys=mapping, preprocess=plans, label_format=label_format, deferred_check=tuple(deferred),
                    label_key=lk, label_width=width)

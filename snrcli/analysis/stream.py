@@ -9,14 +9,14 @@ import onnx
 
 from ..errors import DataError, ModelError, NoLayerError, RuntimeFailure
 from ..model.graph import GraphInfo, discover
-from ..model.modelfile import load_model_bytes
 from ..stats.products import release_scratch
 from ..stats.threads import StatThreads, stats_threads
 from .accumulate import Analysis, _needed
-from .data import batches, data_keys, load_data
+from .data import batches
 from .runner import Runner
 from .scoring import check_labels
 from .settings import Settings
+from .sources import DataInput, ModelInput
 
 
 def no_layer_message(info: GraphInfo, model_path: str) -> str:
@@ -27,7 +27,7 @@ def no_layer_message(info: GraphInfo, model_path: str) -> str:
 KNOWN_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "ai.onnx.preview.training"}
 
 
-def model_problems(proto, settings: Settings, model_path: str, source: bytes | None = None) -> list[str]:
+def model_problems(proto, settings: Settings, model_path: str | None, source: bytes | None = None) -> list[str]:
     """Refuse custom-domain ops without --custom-op-library; return onnx.checker and shape-inference
     complaints as warnings (onnxruntime decides whether the model runs). ``source``: the file's bytes,
     already read (the checker then does not read the file again: ResNet-18 14 ms instead of 72)."""
@@ -45,11 +45,11 @@ def model_problems(proto, settings: Settings, model_path: str, source: bytes | N
     return []
 
 
-def prepare(model_path: str, data_path: str, settings: Settings):
-    """Load and check the model and the data: (model proto, graph info, dataset, the model file's bytes
-    when they hold the whole model)."""
-    proto, source = load_model_bytes(model_path)
-    problems = model_problems(proto, settings, model_path, source)
+def prepare(model: ModelInput, data: DataInput, settings: Settings):
+    """Load and check the model and the data (files or in memory): (model proto, graph info, dataset,
+    the model's bytes when they hold the whole model)."""
+    proto, source = model.load()
+    problems = model_problems(proto, settings, model.path, source)
     try:
         info = discover(proto, output=settings.output, centre_classifier=settings.centre_classifier)
     except (IndexError, KeyError, ValueError, TypeError, UnicodeError, AttributeError) as e:
@@ -57,17 +57,17 @@ def prepare(model_path: str, data_path: str, settings: Settings):
             raise  # a valid model that snr cannot read is snr's bug: exit 4
         raise ModelError(f"cannot interpret the model graph ({type(e).__name__}: {e}); {problems[0]}") from e
     if not info.layers:
-        raise NoLayerError(no_layer_message(info, model_path))
+        raise NoLayerError(no_layer_message(info, model.label))
     for L in info.layers:
         bad = int(np.count_nonzero(~np.isfinite(L.weight)))
         if bad:
             raise ModelError(f"layer {L.index} ({L.name}): its weight {L.weight_name!r} holds {bad} NaN or Inf "
                              "values; the model is broken")
-    clash = sorted(set(data_keys(data_path)) & set(info.weight_inputs))
+    clash = sorted(set(data.keys()) & set(info.weight_inputs))
     if clash:
         raise DataError(f"the data supplies {', '.join(clash)}, which the model stores as a weight "
                         "(an initializer also listed as a graph input); rename or drop that array")
-    ds = load_data(data_path, info.inputs, **settings.data_kwargs())
+    ds = data.load(info.inputs, **settings.data_kwargs())
     ds.notes[:0] = problems
     return proto, info, ds, source
 
@@ -110,7 +110,7 @@ def _stream(runner, analysis, ds, info, settings, start, stop, labels, progress,
 
 def run_shard(model_path: str, data_path: str, settings: Settings, start: int, stop: int) -> Analysis:
     """One shard in a worker process (``--jobs``) or on a Dask worker: reads the files itself."""
-    proto, info, ds, source = prepare(model_path, data_path, settings)
+    proto, info, ds, source = prepare(ModelInput(model_path, None), DataInput(data_path, None), settings)
     return run_range(proto, info, ds, settings, start, stop, source=source)
 
 

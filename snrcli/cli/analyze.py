@@ -41,15 +41,14 @@ def analyze(model: str, data: str, as_json: bool, out_dir: str | None, force: bo
             click.echo(printable(f"wrote {out_dir}/report.json, layers.csv, units.csv"), err=True)
     if as_json:
         click.echo(report.to_json())
-    elif not out_dir or not state.quiet:
-        from .render import analysis_tables
-        for t in analysis_tables(report.to_dict()):
-            state.out.print(t)
+    else:
+        from .render import analysis_grids
+        state.print_grids(analysis_grids(report.to_dict()))
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the layers as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the layers as JSON (schema snr-inspect/1).")
 @click.option("--output", "output_name", default=None, help="Model output that decides the classifier.")
 @click.option("--no-centring", "no_centring", is_flag=True, help="Treat no layer as the classifier.")
 @common_flags
@@ -72,12 +71,12 @@ def inspect(model: str, as_json: bool, output_name: str | None, no_centring: boo
              "unit_activation": L.unit_site.ops if L.unit_site else None} for L in info.layers]
     skipped = [{"name": s.name, "op": s.op, "reason": s.reason} for s in info.skipped]
     if as_json:
-        click.echo(json.dumps({"model": model, "inputs": [{"name": i.name, "dims": i.dims} for i in info.inputs],
+        click.echo(json.dumps({"schema": "snr-inspect/1", "model": model,
+                               "inputs": [{"name": i.name, "dims": i.dims, "layout": i.layout} for i in info.inputs],
                                "accuracy_output": info.accuracy_output, "layers": rows, "skipped": skipped},
                               indent=2))
     else:
-        from .render import inspect_tables
-        for t in inspect_tables(rows, skipped):
-            get_state().out.print(t)
+        from .render import inspect_grids
+        get_state().print_grids(inspect_grids(rows, skipped))
     if not info.layers:
         raise NoLayerError(no_layer_message(info, model))

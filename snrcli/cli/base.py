@@ -26,6 +26,7 @@ class State:
         self.debug = False
         self.no_color = False
         self.quiet = False
+        self.wide = False
 
     @functools.cached_property
     def out(self):
@@ -36,6 +37,11 @@ class State:
     def err(self):
         from .render import make_console
         return make_console(stderr=True, no_color=self.no_color)
+
+    def print_grids(self, grids) -> None:
+        """Tables on stdout, fitted to the terminal's width (at full width with --wide)."""
+        from .render import print_grids
+        print_grids(self.out, grids, wide=self.wide)
 
     def warn(self, msg: str) -> None:
         if not self.quiet:
@@ -83,7 +89,7 @@ class SnrGroup(click.Group):
 
 
 def common_flags(f: Callable) -> Callable:
-    """--debug, --quiet and --no-color, accepted on every command as well as before it."""
+    """--debug, --quiet, --no-color and --wide, accepted on every command as well as before it."""
 
     def set_flag(name):
         def cb(ctx, _param, value):
@@ -95,7 +101,10 @@ def common_flags(f: Callable) -> Callable:
     f = click.option("--debug", is_flag=True, expose_value=False, callback=set_flag("debug"),
                      help="Show the full traceback on errors.")(f)
     f = click.option("--quiet", "-q", is_flag=True, expose_value=False, callback=set_flag("quiet"),
-                     help="No progress bar and no warnings on stderr.")(f)
+                     help="No progress and no warnings on stderr (tables and JSON still print).")(f)
+    f = click.option("--wide", is_flag=True, expose_value=False, callback=set_flag("wide"),
+                     help="Print tables at their full width (default: fit the terminal: names wrap, "
+                          "wide tables are stacked; numbers are never cut).")(f)
     f = click.option("--no-color", is_flag=True, expose_value=False, callback=set_flag("no_color"),
                      help="No colour (also when NO_COLOR is set or output is not a terminal).")(f)
     return f

@@ -18,6 +18,7 @@ import onnx
 from onnx import helper
 
 from .constants import ConstantFolder, _attr
+from .layout import input_layout
 from .reach import WEIGHTED, live_tensors, score_kind, subgraph_ops
 from .sites import Site, SiteFinder
 from ..errors import ModelError, UsageError
@@ -111,6 +112,7 @@ class GraphInput:
     name: str
     elem_type: int
     dims: list[Dim]
+    layout: str | None = None   # "nchw" or "nhwc" where the graph tells (model/layout.py)
 
     @property
     def np_dtype(self) -> np.dtype:
@@ -463,7 +465,8 @@ def discover(model: onnx.ModelProto, *, output: str | None = None,
         if vi.name in init_names:
             weight_inputs.append(vi.name)
             continue
-        inputs.append(GraphInput(vi.name, vi.type.tensor_type.elem_type, _dims(vi) or []))
+        dims = _dims(vi) or []
+        inputs.append(GraphInput(vi.name, vi.type.tensor_type.elem_type, dims, input_layout(graph, vi.name, len(dims))))
     shapes, types = infer_shapes(model)
     nodes = topological_order(graph)
     folder = ConstantFolder(graph)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+from .numbers import fmt_number
 from .paths import Path, PathError, kind_of, resolve, scan_path
 
 SCHEMA = "snr-check/1"
@@ -157,14 +158,9 @@ def numeric_value(report: dict[str, Any], path: Path, label: str, flag: str) -> 
 
 
 def fmt_num(v: float, *, keep: Callable[[float], bool] | None = None) -> str:
-    """Four decimals (six significant digits for very small or large values), or the exact repr
-    when the rounded number would get a different verdict from ``keep`` than the value itself."""
-    if isinstance(v, int) and not isinstance(v, bool):
-        return str(v)
-    s = f"{v:.4f}" if v == 0 or 1e-3 <= abs(v) < 1e6 else f"{v:.6g}"
-    if keep is not None and keep(float(s)) != keep(v):
-        return repr(v)
-    return s
+    """The tables' number format (``numbers.fmt_number``), or the exact repr when the rounded
+    number would get a different verdict from ``keep`` than the value itself."""
+    return fmt_number(v, keep=keep)
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 Pure logic over report dicts (schema ``snr-report/1``); no click, no rich.
 
-- Two runs (A, B): layers are matched by their ``index`` field. A layer whose name, op
-  or unit count differs between the runs is still matched (with a warning); a layer
+- Two runs (A, B): layers are matched by their ``index`` field. Layers whose name, op
+  or unit count differ between the runs are still matched (one warning for all); a layer
   present in one run only gets nulls for the other. Every figure has ``a``, ``b`` and
   ``delta = b - a``; a delta with a null side is null.
 - Every comparison also ranks its runs by one figure (``network.G_total`` unless told
@@ -173,6 +173,7 @@ def align_layers(a: Run, b: Run, figures: list[str], warn: Warn | None = None) -
     """One row per layer index of either run: names, ops, units and ``{a, b, delta}`` per figure."""
     la, lb = _layers_by_index(a), _layers_by_index(b)
     rows = []
+    differ: list[str] = []
     for idx in sorted(set(la) | set(lb)):
         A, B = la.get(idx), lb.get(idx)
         row: dict[str, Any] = {"index": idx}
@@ -182,12 +183,15 @@ def align_layers(a: Run, b: Run, figures: list[str], warn: Warn | None = None) -
         row["figures"] = {f: triple(None if A is None else A.get(f), None if B is None else B.get(f))
                           for f in figures}
         rows.append(row)
-        if A is not None and B is not None and warn:
+        if A is not None and B is not None:
             diffs = [f"{key} {_show(A.get(key))} vs {_show(B.get(key))}" for key in ("name", "op", "units")
                      if not _same(A.get(key), B.get(key))]
             if diffs:
-                warn(f"layer {idx} differs between A ({a.label}) and B ({b.label}): {', '.join(diffs)}; "
-                     "its rows are matched by layer index anyway")
+                differ.append(f"layer {idx}: {', '.join(diffs)}")
+    if differ and warn:
+        warn(f"{len(differ)} layer{'s differ' if len(differ) > 1 else ' differs'} between A ({a.label}) and B "
+             f"({b.label}), matched by layer index anyway (each row names both): {'; '.join(differ[:4])}"
+             + (f"; and {len(differ) - 4} more" if len(differ) > 4 else ""))
     if warn:
         for mine, theirs, side, run in ((la, lb, "A", a), (lb, la, "B", b)):
             only = sorted(set(mine) - set(theirs))

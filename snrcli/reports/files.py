@@ -12,7 +12,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, Sequence, TextIO
 
 from ..errors import ReportError
 from .paths import kind_of
@@ -24,7 +24,7 @@ RUN_FOLDER_FILE = "report.json"
 
 # schemas this package writes that are not reports: a hint when one is passed by mistake
 _OTHER_SCHEMAS = {"snr-compare/1": "snr compare --json", "snr-check/1": "snr check --json",
-                  "snr-correlate/1": "snr correlate --json"}
+                  "snr-correlate/1": "snr correlate --json", "snr-inspect/1": "snr inspect --json"}
 
 
 @dataclass
@@ -218,6 +218,28 @@ def report_sha256(source: str | os.PathLike | bytes) -> str:
     except OSError as e:
         raise ReportError(f"{f}: cannot read it: {e.strerror or e}") from None
     return h.hexdigest()
+
+
+def expand_runs(specs: Sequence[str]) -> list[str]:
+    """RUN arguments with each folder of reports replaced by its reports.
+
+    A folder holding ``report.json`` is one run (a run folder written by ``snr analyze --out``); any
+    other folder stands for the ``*.json`` files and the run folders inside it, sorted by name.
+    Everything else is kept as given. A folder with neither is a ``ReportError``.
+    """
+    out: list[str] = []
+    for spec in specs:
+        p = Path(spec)
+        if spec == STDIN or not p.is_dir() or (p / RUN_FOLDER_FILE).is_file():
+            out.append(spec)
+            continue
+        inside = sorted((c for c in p.iterdir() if (c.is_file() and c.suffix.lower() == ".json")
+                         or (c.is_dir() and (c / RUN_FOLDER_FILE).is_file())), key=lambda c: c.name)
+        if not inside:
+            raise ReportError(f"{spec} is a folder without {RUN_FOLDER_FILE} and without *.json reports or run "
+                              "folders inside it")
+        out += [str(c) for c in inside]
+    return out
 
 
 SETTING_DEFAULTS = {"settings.noise_model": "relu"}   # what reports written before a setting existed used

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import ReportError, UsageError
 
 SCHEMA = "snr-report/1"
 LAYER_KEYS = ["index", "name", "op", "units", "inputs", "inputs_kept", "samples", "S_mean", "G_mean",
@@ -46,25 +46,53 @@ def clean(value: Any) -> Any:
     return value
 
 
-@dataclass
-class LayerResult:
-    """One row of ``layers[]`` plus per-unit arrays for ``units.csv``."""
+class LayerResult(dict):
+    """One layer of a report: a plain dict of its JSON fields (one item of ``layers[]``), with the
+    per-unit figures as numpy arrays in the attributes ``unit_S``, ``unit_G``, ``unit_r`` (activity),
+    ``unit_S_centred`` and ``unit_G_centred`` (None where there are none: not the classifier, or a
+    report read from JSON)."""
 
-    fields: dict[str, Any]
-    unit_S: np.ndarray
-    unit_G: np.ndarray
-    unit_r: np.ndarray
-    unit_S_centred: np.ndarray | None = None
-    unit_G_centred: np.ndarray | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # activity gate, weight shape, ...
+    def __init__(self, fields: dict[str, Any], unit_S: np.ndarray | None = None, unit_G: np.ndarray | None = None,
+                 unit_r: np.ndarray | None = None, unit_S_centred: np.ndarray | None = None,
+                 unit_G_centred: np.ndarray | None = None, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(clean({**{k: fields.get(k) for k in LAYER_KEYS}, **(extra or {})}))
+        self.unit_S, self.unit_G, self.unit_r = unit_S, unit_G, unit_r
+        self.unit_S_centred, self.unit_G_centred = unit_S_centred, unit_G_centred
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return self
 
     def to_dict(self) -> dict[str, Any]:
-        return clean({**{k: self.fields.get(k) for k in LAYER_KEYS}, **self.extra})
+        return clean(dict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LayerResult":
+        """A layer of a report read from JSON: its figures, without per-unit arrays."""
+        return cls(fields=d, extra={k: v for k, v in d.items() if k not in LAYER_KEYS})
+
+    def unit_rows(self) -> list[dict[str, Any]]:
+        """One dict per unit (the columns of ``units.csv``); [] when the report was read from JSON."""
+        if self.unit_S is None:
+            return []
+        cols = {"S": self.unit_S, "G": self.unit_G, "activity": self.unit_r,
+                "S_centred": self.unit_S_centred, "G_centred": self.unit_G_centred}
+        return [{"layer_index": self["index"], "layer_name": self["name"], "unit": i,
+                 **{k: None if v is None else clean(float(v[i])) for k, v in cols.items()}}
+                for i in range(len(self.unit_S))]
 
 
 @dataclass
 class Report:
-    """The result of one analysis. ``to_dict()`` gives the ``snr-report/1`` JSON object."""
+    """The result of one analysis (schema ``snr-report/1``).
+
+    Plain accessors: ``layers`` (one dict per layer, as in the JSON; each also carries its per-unit
+    numpy arrays, see ``LayerResult``), ``network``, ``settings``, ``accuracy``, ``labelled``,
+    ``baselines``, ``model``, ``data``, ``skipped``, ``warnings``, ``meta``, and ``units`` (one dict
+    per unit, as in ``units.csv``). ``to_dict()``/``to_json()`` give the JSON object;
+    ``Report.from_json()`` and ``Report.from_dict()`` read one back (without per-unit figures, which
+    the JSON does not hold).
+    """
 
     tool: dict[str, Any]
     model: dict[str, Any]
@@ -79,6 +107,17 @@ class Report:
     baselines: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # plain JSON values from here on: Python numbers, lists for tuples, None for NaN
+        for name in ("tool", "model", "data", "settings", "skipped", "network", "accuracy", "labelled",
+                     "baselines", "warnings", "meta"):
+            setattr(self, name, clean(getattr(self, name)))
+
+    @property
+    def units(self) -> list[dict[str, Any]]:
+        """One plain dict per unit of every layer (``units.csv``); [] for a report read from JSON."""
+        return [row for L in self.layers for row in L.unit_rows()]
 
     def to_dict(self) -> dict[str, Any]:
         return clean({
@@ -98,16 +137,40 @@ class Report:
             "meta": self.meta,
         })
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Report":
+        """The report of an ``snr-report/1`` dict (``ReportError`` when it is not one)."""
+        from .files import parse_report
+
+        try:
+            text = json.dumps(d, allow_nan=False)   # (also a deep copy: the report does not share the dict)
+        except (TypeError, ValueError) as e:
+            raise ReportError(f"the report dict is not plain JSON data: {e}") from None
+        d = parse_report(text.encode(), "the report dict")
+        return cls(tool=d.get("tool") or {}, model=d.get("model") or {}, data=d.get("data") or {},
+                   settings=d.get("settings") or {},
+                   layers=[LayerResult.from_dict(L) for L in d["layers"]], skipped=d.get("skipped") or [],
+                   network=d.get("network") or {}, accuracy=d.get("accuracy"), labelled=d.get("labelled"),
+                   accuracy_output=d.get("accuracy_output"), baselines=d.get("baselines") or {},
+                   warnings=d.get("warnings") or [], meta=d.get("meta") or {})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "Report":
+        """The report of ``snr-report/1`` JSON text (``ReportError`` when it is not one)."""
+        from .files import parse_report
+
+        raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        return cls.from_dict(parse_report(raw, "the report JSON"))
 
 
 def layers_csv(report: Report) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(LAYER_KEYS)
-    for L in report.layers:
-        d = L.to_dict()
+    for d in report.to_dict()["layers"]:
         w.writerow(["" if d[k] is None else d[k] for k in LAYER_KEYS])
     return buf.getvalue()
 
@@ -115,14 +178,11 @@ def layers_csv(report: Report) -> str:
 def units_csv(report: Report) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["layer_index", "layer_name", "unit", "S", "G", "activity", "S_centred", "G_centred"])
-    for L in report.layers:
-        for i in range(len(L.unit_S)):
-            row = [L.unit_S[i], L.unit_G[i], L.unit_r[i],
-                   None if L.unit_S_centred is None else L.unit_S_centred[i],
-                   None if L.unit_G_centred is None else L.unit_G_centred[i]]
-            row = ["" if clean(v) is None else repr(float(v)) for v in row]
-            w.writerow([L.fields["index"], L.fields["name"], i] + row)
+    cols = ["layer_index", "layer_name", "unit", "S", "G", "activity", "S_centred", "G_centred"]
+    w.writerow(cols)
+    for row in report.units:
+        w.writerow([row[c] if c in ("layer_index", "layer_name", "unit") else
+                    ("" if row[c] is None else repr(row[c])) for c in cols])
     return buf.getvalue()
 
 
@@ -176,6 +236,13 @@ def check_out_dir(out: str | os.PathLike, *, force: bool) -> None:
             break
 
 
-def schema() -> dict[str, Any]:
-    """The JSON Schema of ``snr-report/1`` shipped in the package."""
-    return json.loads(resources.files("snrcli.reports").joinpath("schemas/snr-report-1.json").read_text())
+SCHEMAS = ("snr-report/1", "snr-compare/1", "snr-correlate/1", "snr-check/1", "snr-inspect/1")
+
+
+def schema(name: str = SCHEMA) -> dict[str, Any]:
+    """The JSON Schema shipped in the package for ``name``: the report (``snr-report/1``) or the JSON
+    of compare, correlate, check or inspect (``SCHEMAS``)."""
+    if name not in SCHEMAS:
+        raise ValueError(f"no schema {name!r}; snr writes {', '.join(SCHEMAS)}")
+    file = name.replace("/", "-") + ".json"
+    return json.loads(resources.files("snrcli.reports").joinpath(f"schemas/{file}").read_text())
