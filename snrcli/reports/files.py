@@ -259,6 +259,15 @@ def expand_runs(specs: Sequence[str]) -> list[str]:
     return out
 
 
+SETTING_DEFAULTS = {"settings.noise_model": "relu"}   # what reports written before a setting existed used
+
+
+def setting(report: dict[str, Any], dotted: str) -> Any:
+    """``lookup``, with the value a report written before the setting existed used (``SETTING_DEFAULTS``)."""
+    value = lookup(report, dotted)
+    return SETTING_DEFAULTS.get(dotted) if value is None else value
+
+
 def lookup(report: dict[str, Any], dotted: str) -> Any:
     """``report['a']['b']`` for ``"a.b"``, or None when a key is missing (lenient; see ``paths.resolve``)."""
     cur: Any = report
