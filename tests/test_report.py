@@ -211,7 +211,7 @@ def test_refuses_to_overwrite_and_writes_atomically(run_cli, tmp_path, monkeypat
     with monkeypatch.context() as m:
         m.setattr(os, "replace", broken)
         res = run_cli("report", run, "--html", "r.html", "--force", code=2)
-    assert res.stderr == "error: cannot write --html r.html: No space left on device\n"
+    assert res.stderr == "error: --html r.html: cannot write it: No space left on device\n"
     assert target.read_text() == "mine" and sorted(p.name for p in tmp_path.glob("*.html*")) == ["r.html"]
     run_cli("report", run, "--html", "r.html", "--force")
     assert target.read_text().startswith("<!DOCTYPE html>")

@@ -24,8 +24,9 @@ from ..reports.report import Report
 from .accumulate import Analysis, layer_result
 from .baselines import weight_baselines
 from .metrics import network_figures
+from .sitestats import site_warnings
 from .settings import (ASIDE_MIN_WEIGHTS, DEFAULT_BATCH_SIZE, DEFAULT_MIN_ACTIVITY, DEFAULT_MIN_LEVEL,
-                       DEFAULT_PRECISION, PRECISIONS, Settings)
+                       DEFAULT_NOISE_MODEL, DEFAULT_PRECISION, NOISE_MODELS, PRECISIONS, Settings)
 from .sources import DataInput, DataSource, ModelInput, ModelSource, data_input, model_input
 from .stream import prepare, run_range
 
@@ -40,7 +41,8 @@ def analyze(model: ModelSource, data: DataSource, *, batch_size: int = DEFAULT_B
             drop_nonfinite: bool = False, scale: Sequence[float] | None = None,
             mean: Sequence[float] | None = None, std: Sequence[float] | None = None, layout: str | None = None,
             providers: list[str] | None = None, threads: int | None = None,
-            custom_op_library: str | None = None, precision: str = DEFAULT_PRECISION, jobs: int = 1,
+            custom_op_library: str | None = None, precision: str = DEFAULT_PRECISION,
+            noise_model: str = DEFAULT_NOISE_MODEL, jobs: int = 1,
             scheduler: str | None = None, progress: Progress | None = None, warn: Warn | None = None,
             command: str | None = None) -> Report:
     """Analyse ``model`` on ``data`` and return the ``snr-report/1`` report (eq. 10, 13, 14, 18; docs/metrics.md).
@@ -55,8 +57,10 @@ def analyze(model: ModelSource, data: DataSource, *, batch_size: int = DEFAULT_B
     ``jobs`` > 1 shards the items over worker processes; ``scheduler`` (an address, or
     ``local:N``) runs the shards on a Dask cluster; both need the model and the data as files.
     ``precision="float64"`` multiplies float32 activations in float64 too (default ``"mixed"``:
-    float32 blocks of at most 4096 samples, summed in float64). ``progress(done, total)`` is
-    called after each batch; ``warn(message)`` for each warning (also kept in the report).
+    float32 blocks of at most 4096 samples, summed in float64). ``noise_model="activation"`` reads
+    a_j and r_i as normalised mean squared slopes of the activations (paper appendix B.3) instead of
+    ReLU on/off rates (default ``"relu"``). ``progress(done, total)`` is called after each batch;
+    ``warn(message)`` for each warning (also kept in the report).
     Raises ``SnrError`` subclasses for problems the user can fix.
     """
     settings = Settings(batch_size=batch_size, limit=limit, min_level=min_level, min_activity=min_activity,
@@ -65,10 +69,12 @@ def analyze(model: ModelSource, data: DataSource, *, batch_size: int = DEFAULT_B
                         scale=tuple(scale) if scale else None, mean=tuple(mean) if mean else None,
                         std=tuple(std) if std else None, layout=layout,
                         providers=tuple(providers) if providers else None, threads=threads,
-                        custom_op_library=custom_op_library, precision=precision)
+                        custom_op_library=custom_op_library, precision=precision, noise_model=noise_model)
     if precision not in PRECISIONS:
         raise UsageError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     settings.validate()
+    if noise_model not in NOISE_MODELS:
+        raise UsageError(f"noise model {noise_model!r}: expected one of {', '.join(NOISE_MODELS)}")
     warnings: list[str] = []
 
     def note(msg: str) -> None:
@@ -175,8 +181,11 @@ def _build_report(info: GraphInfo, analysis: Analysis, *, model_path: str | None
                   settings: Settings, warnings: list[str], note: Warn, command: str | None,
                   execution: dict[str, Any], aside: dict[str, Aside]) -> Report:
     analysis.settle_gates()
-    layers = [layer_result(L, st, min_level=settings.min_level, min_activity=settings.min_activity)
-              for L, st in zip(info.layers, analysis.stats)]
+    sites = [analysis.sites.finish(i) for i in range(len(info.layers))]
+    layers = [layer_result(L, st, min_level=settings.min_level, min_activity=settings.min_activity, sites=s)
+              for L, st, s in zip(info.layers, analysis.stats, sites)]
+    for msg in site_warnings(info.layers, sites, settings.noise_model):
+        note(msg)
     for r in layers:
         f = r.fields
         if f["undefined_units"] == f["units"]:

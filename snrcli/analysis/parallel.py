@@ -44,7 +44,7 @@ def run_sharded(info, model_path: str, data_path: str, settings, items: int, *, 
                     a, b = futures[f]
                     progress(b - a)
             results = [f.result() for f in sorted(futures, key=lambda f: futures[f][0])]
-    merged = Analysis(info)
+    merged = Analysis(info, noise_model=settings.noise_model)
     for r in results:
         merged.merge(r)
     merged.providers = getattr(results[0], "providers", None) if results else None

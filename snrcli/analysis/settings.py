@@ -1,4 +1,6 @@
-"""The settings of an analysis and their documented defaults (recorded in every report)."""
+"""The settings of an analysis and their documented defaults (recorded in every report).
+
+Imported by the command-line options at start-up: keep it free of numpy and onnx."""
 
 from __future__ import annotations
 
@@ -14,7 +16,10 @@ DEFAULT_MIN_LEVEL = 0.01
 DEFAULT_MIN_ACTIVITY = 0.01
 PRECISIONS = ("mixed", "float64")   # products of float32 activations: float32 blocks summed in float64, or float64
 DEFAULT_PRECISION = "mixed"
+NOISE_MODELS = ("relu", "activation")   # how a_j and r_i are read: ReLU on/off, or activation slopes (B.3)
+DEFAULT_NOISE_MODEL = "relu"
 ASIDE_MIN_WEIGHTS = 1 << 20   # weight baselines on a side thread from this many weights (else when asked)
+MAX_DEFAULT_THREADS = 4   # statistics threads by default: the available cores up to this (each keeps its own sums)
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class Settings:
     threads: int | None = None
     custom_op_library: str | None = None
     precision: str = DEFAULT_PRECISION
+    noise_model: str = DEFAULT_NOISE_MODEL
 
     def validate(self) -> None:
         """Refuse settings that would run and report nonsense: non-finite or out-of-range numbers."""

@@ -76,11 +76,11 @@ def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: 
               progress: Callable[[int], None] | None = None, source: bytes | None = None) -> Analysis:
     """Stream items [start, stop) through onnxruntime into a fresh ``Analysis`` (``source``: the bytes
     ``proto`` was parsed from, see ``Runner``)."""
-    runner = Runner(proto, _needed(info), providers=list(settings.providers) if settings.providers else None,
+    runner = Runner(proto, _needed(info, settings.noise_model), providers=list(settings.providers) if settings.providers else None,
                     threads=settings.threads, custom_op_library=settings.custom_op_library, source=source)
     labels = ds.labels
     with StatThreads(stats_threads(settings.threads)) as pool, np.errstate(all="ignore"):
-        analysis = Analysis(info, exact=settings.precision == "float64")
+        analysis = Analysis(info, exact=settings.precision == "float64", noise_model=settings.noise_model)
         analysis.providers = runner.providers
         _stream(runner, analysis, ds, info, settings, start, stop, labels, progress, pool)
     analysis.fold()

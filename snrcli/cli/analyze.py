@@ -59,7 +59,11 @@ def analyze(model: str, data: str, as_json: bool, out_dir: str | None, force: bo
 @click.option("--no-centring", "no_centring", is_flag=True, help="Treat no layer as the classifier.")
 @common_flags
 def inspect(model: str, as_json: bool, output_name: str | None, no_centring: bool) -> None:
-    """List the layers snr finds in MODEL, without data, and the ops it skips."""
+    """List the layers snr finds in MODEL, without data, and the ops it skips.
+
+    The activation columns list the elementwise ops between a layer and the layer before (input) or
+    after (unit) it that the activation noise model reads; data can still rule one out (an infinite
+    slope)."""
     from ..analysis.stream import no_layer_message
     from ..errors import NoLayerError
     from ..model.graph import discover
@@ -68,7 +72,9 @@ def inspect(model: str, as_json: bool, output_name: str | None, no_centring: boo
     info = discover(load_model(model), output=output_name, centre_classifier=not no_centring)
     rows = [{"index": L.index, "name": L.name, "op": L.op, "weight_shape": list(L.weight.shape), "units": L.units,
              "inputs_per_unit": int(L.weight.shape[1]), "inputs": L.inputs, "group": L.group,
-             "activity_gate": L.gate, "classifier": L.classifier} for L in info.layers]
+             "activity_gate": L.gate, "classifier": L.classifier, "node": L.node or L.name,
+             "input_activation": L.input_site.ops if L.input_site else None,
+             "unit_activation": L.unit_site.ops if L.unit_site else None} for L in info.layers]
     skipped = [{"name": s.name, "op": s.op, "reason": s.reason} for s in info.skipped]
     if as_json:
         click.echo(json.dumps({"schema": "snr-inspect/1", "model": model,

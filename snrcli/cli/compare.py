@@ -127,9 +127,8 @@ def compare(runs: tuple[str, ...], data: str | None, figures_text: str, rank_by:
       snr compare runs/* --rank-by accuracy --json
     """
     from ..reports.compare import Run, compare_runs, parse_figures, rank_path, unique_labels
-    from ..reports.files import STDIN, expand_runs, read_report
+    from ..reports.files import STDIN, clean, expand_runs, read_report
     from ..reports.outfiles import check_output_file, write_text
-    from ..reports.report import clean
 
     ctx = click.get_current_context()
     state = get_state()
@@ -211,8 +210,7 @@ def check(report: str, requires: tuple[str, ...], baseline: str | None, max_drop
     """
     from ..reports.check import parse_max_drop, parse_requirement, run_checks
     from ..reports.compare import Run, check_settings
-    from ..reports.files import STDIN, read_report
-    from ..reports.report import clean
+    from ..reports.files import STDIN, clean, read_report
 
     state = get_state()
     if not requires and not max_drops:

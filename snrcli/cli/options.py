@@ -24,8 +24,8 @@ class FiniteFloatRange(click.FloatRange):
 
 def analysis_options(f: Callable) -> Callable:
     """The settings of an analysis, shared by every command that can analyse a model on the fly."""
-    from ..analysis.settings import DEFAULT_BATCH_SIZE, DEFAULT_MIN_ACTIVITY, DEFAULT_MIN_LEVEL, DEFAULT_PRECISION, PRECISIONS
-    from ..stats.threads import MAX_DEFAULT_THREADS
+    from ..analysis.settings import (DEFAULT_BATCH_SIZE, DEFAULT_MIN_ACTIVITY, DEFAULT_MIN_LEVEL, DEFAULT_NOISE_MODEL,
+                                     DEFAULT_PRECISION, MAX_DEFAULT_THREADS, NOISE_MODELS, PRECISIONS)
 
     opts = [
         click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
@@ -39,6 +39,9 @@ def analysis_options(f: Callable) -> Callable:
                      show_default=True, help="Drop inputs that are non-zero in fewer than this fraction of values."),
         click.option("--no-centring", "no_centring", is_flag=True,
                      help="No softmax centring: no layer is treated as the classifier (e.g. regression heads)."),
+        click.option("--noise-model", type=click.Choice(NOISE_MODELS), default=DEFAULT_NOISE_MODEL, show_default=True,
+                     help="How input and unit activity are read: ReLU on/off rates (relu), or the activations' "
+                          "mean squared slopes, for GELU, SiLU, tanh... (activation)."),
         click.option("--input-key", default=None, help="npz array to feed a one-input model (default: by name)."),
         click.option("--label-key", default=None, help="npz array of labels (default: 'labels' when present)."),
         click.option("--output", "output_name", default=None,
@@ -104,7 +107,7 @@ def analysis_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
                 layout=kw.pop("layout"), jobs=kw.pop("jobs"), scheduler=kw.pop("scheduler"),
                 providers=[p.strip() for p in providers.split(",") if p.strip()] if providers else None,
                 threads=kw.pop("threads"), custom_op_library=kw.pop("custom_op_library"),
-                precision=kw.pop("precision"))
+                precision=kw.pop("precision"), noise_model=kw.pop("noise_model"))
 
 
 def run_analysis(model: str, data: str, settings: dict[str, Any]):

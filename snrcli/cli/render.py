@@ -23,8 +23,6 @@ from typing import Any, Callable, Iterator
 
 from rich.cells import cell_len
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
 from rich.table import Table
 from rich.text import Text
 
@@ -227,7 +225,9 @@ def analysis_grids(report: dict[str, Any]) -> list[Grid]:
         cols.append(Col("undefined", group="undefined"))
     t = Grid("SNR figures per layer", cols,
              caption="S, G: activity-weighted unit means (eq. 10, 13); S_c, G_c: classifier after softmax "
-                     "centring (eq. 18); kept: inputs kept / inputs")
+                     "centring (eq. 18); kept: inputs kept / inputs"
+                     + ("; activity: mean squared activation slopes (--noise-model activation)"
+                        if report["settings"].get("noise_model") == "activation" else ""))
     for L in layers:
         row = [L["index"], L["name"] + (" *" if L["classifier"] else ""), L["op"], L["units"],
                f"{L['inputs_kept']}/{L['inputs']}", number(L["activity_mean"]), number(L["S_mean"]),
@@ -273,11 +273,14 @@ def null_network_reasons(report: dict[str, Any]) -> str:
 def inspect_grids(rows: list[dict[str, Any]], skipped: list[dict[str, str]]) -> list[Grid]:
     t = Grid("Layers found", [Col("#", key=True), Col("name", numeric=False, key=True), Col("op", numeric=False),
                               Col("weight"), Col("units"), Col("inputs/unit"), Col("gate", numeric=False),
+                              Col("reads", numeric=False, optional=True), Col("feeds", numeric=False, optional=True),
                               Col("classifier", numeric=False)],
-             caption="weight: units x inputs per unit; gate: the tensor whose values > 0 count as activity")
+             caption="weight: units x inputs per unit; gate: the tensor whose values > 0 count as activity; "
+                     "reads, feeds: the ops of the activation before and after the layer")
     for r in rows:
         t.add(r["index"], r["name"], r["op"], "x".join(map(str, r["weight_shape"])), r["units"],
-              r["inputs_per_unit"], r["activity_gate"] or DASH, "yes" if r["classifier"] else "")
+              r["inputs_per_unit"], r["activity_gate"] or DASH, " ".join(r["input_activation"] or [DASH]),
+              " ".join(r["unit_activation"] or [DASH]), "yes" if r["classifier"] else "")
     return [t] + ([skipped_grid(skipped)] if skipped else [])
 
 
@@ -349,6 +352,9 @@ def progress_bar(console: Console, enabled: bool, label: str = "items") -> Itera
         yield lines
         lines.close()
         return
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
     with Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TextColumn(label),
                   TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=console,
                   transient=True) as bar:

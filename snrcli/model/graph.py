@@ -8,6 +8,7 @@ reasons, the graph inputs and the output used for accuracy.
 
 from __future__ import annotations
 
+import ast
 import heapq
 import math
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from onnx import helper
 from .constants import ConstantFolder, _attr
 from .layout import input_layout
 from .reach import WEIGHTED, live_tensors, score_kind, subgraph_ops
+from .sites import Site, SiteFinder
 from ..errors import ModelError, UsageError
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -71,6 +73,9 @@ class Layer:
     classifier: bool = False
     weight_name: str = ""
     feeds_output: bool = True           # False when no graph output depends on the layer's output
+    node: str = ""                        # the node's name (``name`` may be the exporter's module path)
+    input_site: Site | None = None        # docs/metrics.md, Noise models: the activation the layer reads ...
+    unit_site: Site | None = None         # ... and the one its output feeds
 
     @property
     def units(self) -> int:
@@ -129,6 +134,24 @@ class GraphInfo:
 def node_name(node: onnx.NodeProto) -> str:
     """The node's name, or its first output's name when it has none (docs/report-format.md, layers)."""
     return node.name or (node.output[0] if node.output else node.op_type)
+
+
+SCOPES_KEY = "pkg.torch.onnx.name_scopes"   # torch's dynamo exporter: module paths, then the node's own name
+
+
+def module_path(node: onnx.NodeProto) -> str | None:
+    """The module path torch's ONNX exporter stores in a node's metadata (``['', 'blocks.0', 'blocks.0.fc1',
+    'linear_3']`` gives ``blocks.0.fc1``), or None."""
+    for p in node.metadata_props:
+        if p.key != SCOPES_KEY or len(p.value) > 10_000:
+            continue
+        try:
+            scopes = ast.literal_eval(p.value)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return None
+        if isinstance(scopes, (list, tuple)) and len(scopes) >= 2 and all(isinstance(s, str) for s in scopes):
+            return scopes[-2] or None
+    return None
 
 
 def _dims(vi: onnx.ValueInfoProto) -> list[Dim] | None:
@@ -271,23 +294,33 @@ class _Walker:
                 if lo is not None and np.size(lo) == 1 and float(np.asarray(lo).reshape(-1)[0]) == 0.0:
                     return n.output[0]
                 return None
-            if op in ("Identity", "Dropout", "Squeeze", "Unsqueeze"):
-                pass
-            elif op == "BatchNormalization":
-                if n.input[0] != t:
-                    return None
-            elif op in ("Add", "Mul"):
-                if not self.other_is_constant(n, t):
-                    return None
-            elif op in ("Sub", "Div"):
-                if not self.other_is_constant(n, t, right_only=True):
-                    return None
-            elif op in ("Reshape", "Flatten"):
-                if n.input[0] != t or not self.only_unit_axes(t, n.output[0]):
-                    return None
-            else:
+            t = self.passes(n, t)
+            if t is None:
                 return None
-            t = n.output[0]
+
+    def passes(self, n: onnx.NodeProto, t: str) -> str | None:
+        """Section 5's walk from ``t`` through its consumer ``n``: n's output when the walk goes on
+        (a per-unit op with constants, or a size-1 axis change), None when it stops there."""
+        if n.domain not in DEFAULT_DOMAINS or not n.output:
+            return None
+        op = n.op_type
+        if op in ("Identity", "Dropout", "Squeeze", "Unsqueeze"):
+            pass
+        elif op == "BatchNormalization":
+            if n.input[0] != t:
+                return None
+        elif op in ("Add", "Mul"):
+            if not self.other_is_constant(n, t):
+                return None
+        elif op in ("Sub", "Div"):
+            if not self.other_is_constant(n, t, right_only=True):
+                return None
+        elif op in ("Reshape", "Flatten"):
+            if n.input[0] != t or not self.only_unit_axes(t, n.output[0]):
+                return None
+        else:
+            return None
+        return n.output[0]
 
     def _rank(self, t: str) -> int | None:
         s = self.shapes.get(t)
@@ -440,20 +473,29 @@ def discover(model: onnx.ModelProto, *, output: str | None = None,
     opset = _opset(model)
     layers: list[Layer] = []
     skipped: list[Skipped] = []
+    paths: list[str | None] = []
     for node in nodes:
         found = _as_layer(node, folder)
         if isinstance(found, Layer):
             found.index = len(layers) + 1
+            found.node = found.name
             layers.append(found)
+            paths.append(module_path(node))
         elif isinstance(found, Skipped):
             skipped.append(found)
         skipped += [Skipped(*s) for s in subgraph_ops(node, (*WEIGHTED, *SKIP_REASONS, *ML_WEIGHTED))]
+    for layer, path in zip(layers, paths):
+        if path and paths.count(path) == 1:
+            layer.name = path
     live = live_tensors(nodes, [o.name for o in graph.output])
     for layer in layers:
         layer.feeds_output = layer.output in live
     walker = _Walker(nodes, folder, shapes, opset)
+    sites = SiteFinder(nodes, folder, shapes, opset, walker)
     for layer in layers:
         layer.gate = walker.activity_gate(layer.output)
+        layer.input_site = sites.input_site(layer.input)
+        layer.unit_site = sites.unit_site(layer.output)
     acc_out = pick_accuracy_output(graph, shapes, types, output)
     if centre_classifier and acc_out is not None:
         for layer in reversed(layers):

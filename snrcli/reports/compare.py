@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from ..errors import ReportError, UsageError
 from .paths import Path, PathError, kind_of, parse_path, resolve
-from .files import lookup
+from .files import setting
 
 SCHEMA = "snr-compare/1"
 
@@ -41,8 +41,8 @@ BASELINE_KEYS = ("mean_max_softmax", "sum_squared_weights", "log_spectral_norm_p
 DEFAULT_RANK_BY = "G_total"
 RANK_SHORTCUTS = {"G_total": "network.G_total", "G_hidden": "network.G_hidden", "G_final": "network.G_final"}
 # what decides the figures: runs that differ here are not comparable (dotted keys)
-SETTINGS_KEYS = ("settings.min_level", "settings.min_activity", "settings.centre_classifier", "data.sha256",
-                 "data.samples")
+SETTINGS_KEYS = ("settings.min_level", "settings.min_activity", "settings.centre_classifier",
+                 "settings.noise_model", "data.sha256", "data.samples")
 
 Warn = Callable[[str], None]
 
@@ -136,18 +136,18 @@ def check_settings(runs: list[Run], allow: bool, warn: Warn | None = None,
     diffs: list[dict[str, Any]] = []
     first = runs[0]
     for key in keys:
-        ref = lookup(first.report, key)
-        odd = [r for r in runs[1:] if not _same(lookup(r.report, key), ref)]
+        ref = setting(first.report, key)
+        odd = [r for r in runs[1:] if not _same(setting(r.report, key), ref)]
         if not odd:
             continue
         other = odd[0]
-        msg = f"{key} is {_show(ref)} in {first.label} but {_show(lookup(other.report, key))} in {other.label}"
+        msg = f"{key} is {_show(ref)} in {first.label} but {_show(setting(other.report, key))} in {other.label}"
         if len(odd) > 1:
             msg += f" (and differs in {len(odd) - 1} more run{'s' if len(odd) > 2 else ''})"
         if not allow:
             raise UsageError(f"the runs differ in a setting: {msg}; figures computed under different settings "
                              "or data are not comparable (pass --allow-different-settings to compare anyway)")
-        diffs.append({"key": key, "values": [lookup(r.report, key) for r in runs]})
+        diffs.append({"key": key, "values": [setting(r.report, key) for r in runs]})
         if warn:
             warn(f"{msg}; {note}")
     return diffs

@@ -36,13 +36,13 @@ import numpy as np
 from scipy import stats
 
 from ..errors import UsageError
-from .files import lookup, read_report
+from .files import lookup, read_report, setting
 
 SCHEMA = "snr-correlate/1"
 MIN_RUNS = 3
 # settings that decide the figures and must agree over the family (dotted paths into a report)
-SHARED_KEYS = ("settings.min_level", "settings.min_activity", "settings.centre_classifier", "data.sha256",
-               "data.samples")
+SHARED_KEYS = ("settings.min_level", "settings.min_activity", "settings.centre_classifier",
+               "settings.noise_model", "data.sha256", "data.samples")
 NETWORK_KEYS = ("G_hidden", "G_final", "G_total")
 BASELINE_KEYS = ("mean_max_softmax", "sum_squared_weights", "log_spectral_norm_product")
 STAT_KEYS = ("spearman_rho", "spearman_p", "kendall_tau", "kendall_p", "pearson_r", "r2", "n")
@@ -255,9 +255,9 @@ def check_shared_settings(runs: list[Run], allow: bool, warn: Warn | None = None
     for key in SHARED_KEYS:
         groups: dict[str, list[str]] = {}
         for run in runs:
-            groups.setdefault(json.dumps(lookup(run.report, key)), []).append(run.label)
+            groups.setdefault(json.dumps(setting(run.report, key)), []).append(run.label)
         if len(groups) == 1:
-            shared[key] = lookup(runs[0].report, key)
+            shared[key] = setting(runs[0].report, key)
             continue
         shared[key] = None
         parts = "; ".join(f"{v} ({', '.join(labels[:3])}{', ...' if len(labels) > 3 else ''})"

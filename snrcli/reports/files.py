@@ -27,6 +27,23 @@ _OTHER_SCHEMAS = {"snr-compare/1": "snr compare --json", "snr-check/1": "snr che
                   "snr-correlate/1": "snr correlate --json", "snr-inspect/1": "snr inspect --json"}
 
 
+def clean(value: Any) -> Any:
+    """JSON-safe copy: numpy arrays and scalars to Python, NaN and infinities to None (without
+    importing numpy: reports read from files hold none, and compare and check run without it)."""
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    if isinstance(value, float):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    if hasattr(value, "tolist"):   # numpy arrays and scalars (numpy.float64 is a float, handled above)
+        return clean(value.tolist())
+    return value
+
+
 @dataclass
 class LoadedReport:
     """A report and where it came from."""
@@ -240,6 +257,15 @@ def expand_runs(specs: Sequence[str]) -> list[str]:
                               "folders inside it")
         out += [str(c) for c in inside]
     return out
+
+
+SETTING_DEFAULTS = {"settings.noise_model": "relu"}   # what reports written before a setting existed used
+
+
+def setting(report: dict[str, Any], dotted: str) -> Any:
+    """``lookup``, with the value a report written before the setting existed used (``SETTING_DEFAULTS``)."""
+    value = lookup(report, dotted)
+    return SETTING_DEFAULTS.get(dotted) if value is None else value
 
 
 def lookup(report: dict[str, Any], dotted: str) -> Any:

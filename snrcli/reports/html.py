@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -235,34 +234,13 @@ def check_target(path: str | os.PathLike, *, force: bool) -> Path:
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to a temporary file beside ``path``, then rename it over ``path``."""
+    """Write ``text`` (UTF-8) to a temporary file beside ``path``, then rename it over ``path``
+    (missing folders are made first)."""
+    from .outfiles import write_file
+
     target = Path(path)
     try:
         target.absolute().parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.absolute().parent)
     except OSError as e:
-        raise UsageError(f"cannot write --html {target}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
-    except OSError as e:
-        _remove(tmp)
-        raise UsageError(f"cannot write --html {target}: {e.strerror or e}") from None
-    except BaseException:
-        _remove(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+        raise UsageError(f"--html {target}: cannot write it: {e.strerror or e}") from None
+    write_file(str(target), "--html", lambda tmp: Path(tmp).write_text(text, encoding="utf-8", newline="\n"))

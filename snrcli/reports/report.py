@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -21,29 +20,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import ReportError, UsageError
+from .files import clean
 
 SCHEMA = "snr-report/1"
 LAYER_KEYS = ["index", "name", "op", "units", "inputs", "inputs_kept", "samples", "S_mean", "G_mean",
               "S_mean_unweighted", "G_mean_unweighted", "activity_mean", "undefined_units", "classifier",
               "S_mean_centred", "G_mean_centred"]
-
-
-def clean(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars to Python, NaN and infinities to None."""
-    if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [clean(v) for v in value.tolist()]
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    return value
 
 
 class LayerResult(dict):

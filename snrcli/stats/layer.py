@@ -319,7 +319,7 @@ def gate_matrix(gate: np.ndarray, y_shape: tuple[int, ...], unit_axis: int, unit
 
 
 class LayerStats:
-    """Everything section 2 needs for one layer, gathered batch by batch."""
+    """Everything docs/metrics.md's statistics per layer need for one layer, gathered batch by batch."""
 
     def __init__(self, layer: Layer, exact: bool = False):
         self.layer = layer

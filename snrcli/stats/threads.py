@@ -15,9 +15,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
+from ..analysis.settings import MAX_DEFAULT_THREADS
 from .blas import blas_threads
-
-MAX_DEFAULT_THREADS = 4   # default cap: every thread keeps its own co-moments for the split layers
 
 T = TypeVar("T")
 
