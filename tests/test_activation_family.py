@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from conftest import check_report_dict
 
@@ -48,14 +49,15 @@ def test_heldout_is_a_fixed_subsample(tmp_path):
         assert np.array_equal(a["input"], b["input"])
 
 
-def test_committed_reports_match_the_correlation_tables():
+@pytest.mark.parametrize("noise_model", ["relu", "activation"])
+def test_committed_reports_match_the_correlation_tables(noise_model):
     covariates = list(csv.DictReader((RESULTS / "covariates.csv").open()))
     assert len(covariates) == 72
-    pooled = json.loads((RESULTS / "relu" / "pooled" / "correlation.json").read_text())
+    pooled = json.loads((RESULTS / noise_model / "pooled" / "correlation.json").read_text())
     by_label = {r["label"]: r for r in pooled["runs"]}
     assert len(by_label) == 72
     for row in covariates:
-        report = json.loads((RESULTS / "relu" / "reports" / f"{row['run']}.json").read_text())
+        report = json.loads((RESULTS / noise_model / "reports" / f"{row['run']}.json").read_text())
         check_report_dict(report)
         assert report["data"]["samples"] == 2000
         assert "/" not in report["model"]["path"] and "/" not in report["data"]["path"]   # no machine paths
@@ -65,11 +67,84 @@ def test_committed_reports_match_the_correlation_tables():
         assert run["figures"]["network.G_final"] == pytest.approx(report["network"]["G_final"], rel=1e-12)
 
 
+def test_activation_reports_found_the_sites_and_leave_relu_networks_alone():
+    op = {"relu": "Relu", "gelu": "Gelu", "tanh": "Tanh"}
+    for row in csv.DictReader((RESULTS / "covariates.csv").open()):
+        act = json.loads((RESULTS / "activation" / "reports" / f"{row['run']}.json").read_text())
+        assert act["settings"]["noise_model"] == "activation"
+        a = op[row["activation"]]
+        assert [(l["input_activation"], l["unit_activation"]) for l in act["layers"]] == \
+            [(None, [a]), ([a], [a]), ([a], None)]
+        relu = json.loads((RESULTS / "relu" / "reports" / f"{row['run']}.json").read_text())
+        assert act["accuracy"] == relu["accuracy"]
+        assert act["baselines"] == pytest.approx(relu["baselines"], rel=1e-12)
+        for key in ("G_hidden", "G_final", "G_total"):
+            if row["activation"] == "relu":   # ReLUs read directly: both noise models give the same figures
+                assert act["network"][key] == pytest.approx(relu["network"][key], rel=1e-9)
+            else:                             # GELU and tanh units are no longer counted as always on
+                assert act["network"][key] < relu["network"][key]
+
+
+def test_within_cells_known_answers():
+    tables = load("tables")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=20), rng.normal(size=20)
+    one = [{"cov": {"activation": "relu", "epochs": "1"}, "figures": {"f": a}, "target": b} for a, b in zip(x, y)]
+    rho, p = tables.within_cells(one, "f")                # one cell: plain Spearman
+    ref = stats.spearmanr(x, y)
+    assert rho == pytest.approx(ref.statistic, abs=1e-12) and p == pytest.approx(ref.pvalue, rel=1e-9)
+    # three cells: within each the figure orders the runs as the target does, across cells it is reversed
+    runs = [{"cov": {"activation": "tanh", "epochs": str(c)}, "figures": {"f": -10.0 * c + k}, "target": c + 0.1 * k}
+            for c in range(3) for k in range(5)]
+    assert stats.spearmanr([r["figures"]["f"] for r in runs], [r["target"] for r in runs]).statistic < -0.7
+    assert tables.within_cells(runs, "f") == (pytest.approx(1.0), 0.0)
+
+
+@pytest.mark.parametrize("noise_model", ["relu", "activation"])
+def test_leave_out_check_uses_snr_correlates_partial(noise_model):
+    """Leaving out a regulariser no run has gives back the committed ``--control epochs`` table."""
+    tables = load("tables")
+    runs = tables.family_runs(RESULTS, [noise_model])[noise_model]
+    for act in ("relu", "gelu", "tanh"):
+        committed = json.loads((RESULTS / noise_model / act / "correlation_control_epochs.json").read_text())
+        rows = {r["figure"]: r for r in committed["rows"]}
+        for key in tables.ROWS:
+            got = tables.without_regulariser(runs, act, "no such regulariser", key)
+            assert got["partial_n"] == 24
+            assert got["partial_rho"] == pytest.approx(rows[key]["partial_rho"], abs=1e-12)
+            assert got["partial_p"] == pytest.approx(rows[key]["partial_p"], rel=1e-9)
+
+
 def test_readme_tables_are_the_committed_results():
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         load("tables").main(RESULTS)
+    printed = out.getvalue()
+    assert "pending" not in printed and "not yet run" not in printed     # both noise models are committed
     readme = (EXAMPLE / "README.md").read_text()
-    rows = [line for line in out.getvalue().splitlines() if line.startswith("| ") and "pending" not in line]
-    assert len(rows) >= 12
+    assert "pending" not in readme and "placeholder" not in readme
+    rows = [line for line in printed.splitlines() if line.startswith("| ")]
+    assert len(rows) >= 3 + 2 * 6 + 3 + 6 + 6          # accuracy, two noise models, means, two checks
     assert [r for r in rows if r not in readme] == []
+
+
+def test_readme_section_table_is_the_committed_results():
+    """README_SECTION.md (for the top-level README) quotes the committed partial correlations."""
+    section = (EXAMPLE / "README_SECTION.md").read_text()
+    assert len(section.splitlines()) <= 35
+    assert "--noise-model activation" in section
+    groups = ("relu", "gelu", "tanh", "pooled")
+
+    def partial(noise_model: str, group: str, key: str) -> str:
+        rows = json.loads((RESULTS / noise_model / group / "correlation_control_epochs.json").read_text())["rows"]
+        return f"{next(r for r in rows if r['figure'] == key)['partial_rho']:.2f}"
+
+    for key in ("G_hidden", "G_final", "G_total"):
+        cells = [f"{partial('relu', g, 'network.' + key)} / {partial('activation', g, 'network.' + key)}"
+                 for g in groups]
+        assert f"| {key} | " + " | ".join(cells) + " |" in section
+    for key, label in (("sum_squared_weights", "sum of squared weights"),
+                       ("log_spectral_norm_product", "log spectral norm product")):
+        cells = [partial("activation", g, "baselines." + key) for g in groups]
+        assert cells == [partial("relu", g, "baselines." + key) for g in groups]
+        assert f"| {label} | " + " | ".join(cells) + " |" in section

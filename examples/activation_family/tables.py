@@ -6,15 +6,24 @@
 One table per noise model (results/relu/, results/activation/): Spearman rho of each
 network figure and baseline with test accuracy, and the partial rho given training
 length, per activation and pooled. A noise model not yet run gets a placeholder.
+Then, for the noise models that have been run: the mean network figures per
+activation, and two checks: the pooled partial rho given activation and training
+length together (``within_cells``), and the per-activation partial rho given
+training length with the label-noise networks left out (``without_regulariser``,
+the same method as ``snr correlate --control``).
 """
 
 from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
+from scipy import stats
 
 HERE = Path(__file__).resolve().parent
 GROUPS = [("relu", "ReLU"), ("gelu", "GELU"), ("tanh", "tanh"), ("pooled", "pooled")]
@@ -72,11 +81,97 @@ def figure_table(t, out: Path | None) -> None:
         print("\nRuns per column: " + ", ".join(f"{title} {n[g]}" for g, title in GROUPS) + ".")
 
 
+def family_runs(root: Path, names: list[str]) -> dict[str, list[dict]]:
+    """Per noise model, the pooled correlation's runs (figures, target), each with its covariates row as "cov"."""
+    covariates = {r["run"]: r for r in csv.DictReader((root / "covariates.csv").open())}
+    runs = {}
+    for name in names:
+        runs[name] = json.loads((root / name / "pooled" / "correlation.json").read_text())["runs"]
+        for r in runs[name]:
+            r["cov"] = covariates[Path(r["model"]).stem]
+    return runs
+
+
+def within_cells(runs: list[dict], key: str) -> tuple[float, float]:
+    """Partial Spearman rho of figure ``key`` and test accuracy within activation x training-length cells.
+
+    As ``snr correlate --control``, but the control is the cell: the ranks (over all
+    runs) of the figure and of the target are each centred within their cell (the
+    least-squares residuals on one indicator per cell); rho of the two residuals,
+    p from Student's t with n - 1 - (number of cells) degrees of freedom.
+    """
+    cells = [(r["cov"]["activation"], r["cov"]["epochs"]) for r in runs]
+    names = sorted(set(cells))
+    members = {name: [i for i, c in enumerate(cells) if c == name] for name in names}
+
+    def residuals(values: list[float]) -> np.ndarray:
+        ranks = stats.rankdata(values)
+        means = {name: ranks[idx].mean() for name, idx in members.items()}
+        return ranks - np.array([means[c] for c in cells])
+
+    rho = float(stats.spearmanr(residuals([r["figures"][key] for r in runs]),
+                                residuals([r["target"] for r in runs])).statistic)
+    df = len(runs) - 1 - len(names)
+    if abs(rho) >= 1.0:
+        return rho, 0.0
+    t = rho * np.sqrt(df / (1.0 - rho * rho))
+    return rho, float(2.0 * stats.t.sf(abs(t), df))
+
+
+def without_regulariser(runs: list[dict], activation: str, regulariser: str, key: str) -> dict:
+    """``snr correlate``'s partial rho given epochs over one activation's runs, one regulariser left out."""
+    from snrcli.reports.correlate import partial_stats
+
+    kept = [r for r in runs if r["cov"]["activation"] == activation and r["cov"]["regulariser"] != regulariser]
+    epochs = [float(r["cov"]["epochs"]) for r in kept]
+    return partial_stats([r["figures"][key] for r in kept], [r["target"] for r in kept], epochs)[0]
+
+
+def _row(label: str, cells: list[str]) -> None:
+    print("| " + " | ".join([label] + cells) + " |")
+
+
+def checks(t, root: Path, names: list[str]) -> None:
+    """Mean figures per activation; pooled partial rho within cells; per activation without one regulariser."""
+    runs, regulariser = family_runs(root, names), "labelnoise"
+    cols = [(g, title, name) for g, title in GROUPS if g != "pooled" for name in names]
+    print("\nMean figures over each activation's networks:\n")
+    _row("figure", [f"{title}, {name} model" for _, title, name in cols])
+    print("|---|" + "---:|" * len(cols))
+    for key in ROWS[:3]:
+        means = [np.mean([r["figures"][key] for r in runs[name] if r["cov"]["activation"] == g]) for g, _, name in cols]
+        _row(key.split(".", 1)[1], [f"{m:.2f}" for m in means])
+
+    print("\nPooled, partial rho given activation and training length together:\n")
+    _row("figure", [f"{name} noise model: partial rho (p)" for name in names])
+    print("|---|" + "---:|" * len(names))
+    for key in ROWS:
+        _row(key.split(".", 1)[1], [f"{t.num(rho)} ({t.pval(p)})" for rho, p in
+                                    (within_cells(runs[name], key) for name in names)])
+    first = runs[names[0]]
+    print(f"\nRuns: {len(first)}, in {len({(r['cov']['activation'], r['cov']['epochs']) for r in first})} cells "
+          "(activation x training length).")
+
+    print("\nPer activation, partial rho given training length, label-noise networks left out:\n")
+    _row("figure", [f"{title}, {name} model (p)" for _, title, name in cols])
+    print("|---|" + "---:|" * len(cols))
+    for key in ROWS:
+        cells = []
+        for g, _, name in cols:
+            c = without_regulariser(runs[name], g, regulariser, key)
+            cells.append(f"{t.num(c['partial_rho'])} ({t.pval(c['partial_p'])})")
+        _row(key.split(".", 1)[1], cells)
+    n = {g: sum(1 for r in first if r["cov"]["activation"] == g and r["cov"]["regulariser"] != regulariser)
+         for g, _ in GROUPS if g != "pooled"}
+    print("\nRuns per column: " + ", ".join(f"{title} {n[g]}" for g, title in GROUPS if g in n) + ".")
+
+
 def main(root: Path | None = None) -> None:
     root = root or HERE / "results"
     t = _mnist_tables()
     print("Test accuracy (whole test split), lowest-highest:\n")
     accuracy_table(root)
+    run = []
     for name, title in NOISE_MODELS:
         out = root / name
         present = (out / "pooled" / "correlation.json").exists()
@@ -84,6 +179,9 @@ def main(root: Path | None = None) -> None:
         if not present:
             print(f"(not yet run: `run_family.py --analyse-only --noise-model {name}`)\n")
         figure_table(t, out if present else None)
+        run += [name] if present else []
+    if run:
+        checks(t, root, run)
 
 
 if __name__ == "__main__":
