@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .base import CONTEXT, common_flags, get_state
+from .base import CONTEXT, common_flags, get_state, one_line
 from .options import analysis_kwargs, analysis_options, run_analysis
 
 
@@ -18,7 +18,7 @@ from .options import analysis_kwargs, analysis_options, run_analysis
 @click.option("--json", "as_json", is_flag=True, help="Print the snr-report/1 JSON on stdout and nothing else.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write DIR/report.json, DIR/layers.csv and DIR/units.csv (atomically).")
-@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--force", is_flag=True, help="Replace an existing --out folder that holds an earlier run's files only.")
 @analysis_options
 @common_flags
 def analyze(model: str, data: str, as_json: bool, out_dir: str | None, force: bool, **kw: Any) -> None:
@@ -32,12 +32,13 @@ def analyze(model: str, data: str, as_json: bool, out_dir: str | None, force: bo
 
     state = get_state()
     if out_dir:
-        check_out_dir(out_dir, force=force)
+        check_out_dir(out_dir, force=force, inputs=(model, data))
     report = run_analysis(model, data, analysis_kwargs(kw))
     if out_dir:
-        write_run_folder(report, out_dir, force=force)
+        write_run_folder(report, out_dir, force=force, inputs=(model, data))
+        state.wrote = out_dir
         if not state.quiet:
-            click.echo(f"wrote {out_dir}/report.json, layers.csv, units.csv", err=True)
+            click.echo(one_line(f"wrote {out_dir}/report.json, layers.csv, units.csv"), err=True)
     if as_json:
         click.echo(report.to_json())
     elif not out_dir or not state.quiet:
