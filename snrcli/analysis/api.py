@@ -23,6 +23,7 @@ from ..errors import ModelError, UsageError
 from ..model.graph import GraphInfo
 from ..model.modelfile import FileHash
 from ..reports.report import Report
+from ..stats.threads import capped_threads
 from .accumulate import Analysis, layer_result
 from .baselines import weight_baselines
 from .metrics import network_figures
@@ -50,6 +51,7 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
     activations in float64 too (default ``"mixed"``: float32 blocks of at most 4096 samples, summed
     in float64). Raises ``SnrError`` subclasses for problems the user can fix.
     """
+    threads, cut = capped_threads(threads)
     settings = Settings(batch_size=batch_size, limit=limit, min_level=min_level, min_activity=min_activity,
                         centre_classifier=centre_classifier, input_key=input_key, label_key=label_key,
                         output=output, drop_nonfinite=drop_nonfinite,
@@ -66,6 +68,8 @@ def analyze(model: str | os.PathLike, data: str | os.PathLike, *, batch_size: in
         if warn:
             warn(msg)
 
+    if cut:
+        note(cut)
     model_path, data_path = str(model), str(data)
     hashes = {"model": FileHash(model_path), "data": FileHash(data_path)}   # on an idle core meanwhile
     try:

@@ -54,13 +54,20 @@ def analyze(model: str, data: str, as_json: bool, out_dir: str | None, force: bo
 @click.option("--no-centring", "no_centring", is_flag=True, help="Treat no layer as the classifier.")
 @common_flags
 def inspect(model: str, as_json: bool, output_name: str | None, no_centring: bool) -> None:
-    """List the layers snr finds in MODEL, without data, and the ops it skips."""
-    from ..analysis.stream import no_layer_message
-    from ..errors import NoLayerError
-    from ..model.graph import discover
-    from ..model.modelfile import load_model
+    """List the layers snr finds in MODEL, without data, and the ops it skips.
 
-    info = discover(load_model(model), output=output_name, centre_classifier=not no_centring)
+    Refuses a broken model as analyze does (same message, exit 3), except what only onnxruntime finds:
+    inspect does not load the model into it.
+    """
+    from ..analysis.stream import check_layers, checker_problems, read_graph
+    from ..model.modelfile import load_model_bytes
+
+    proto, source = load_model_bytes(model)
+    problems = checker_problems(model, source)
+    info = read_graph(proto, model, source, output=output_name, centre_classifier=not no_centring,
+                      problems=problems)
+    for p in problems:
+        get_state().warn(p)
     rows = [{"index": L.index, "name": L.name, "op": L.op, "weight_shape": list(L.weight.shape), "units": L.units,
              "inputs_per_unit": int(L.weight.shape[1]), "inputs": L.inputs, "group": L.group,
              "activity_gate": L.gate, "classifier": L.classifier} for L in info.layers]
@@ -73,5 +80,4 @@ def inspect(model: str, as_json: bool, output_name: str | None, no_centring: boo
         from .render import inspect_tables
         for t in inspect_tables(rows, skipped):
             get_state().out.print(t)
-    if not info.layers:
-        raise NoLayerError(no_layer_message(info, model))
+    check_layers(info, model)   # the same refusals as analyze (exit 3), after the listing
