@@ -183,8 +183,11 @@ def _fits(item: tuple, dims: list) -> bool:
     return len(item) == len(dims) and all(not isinstance(d, int) or d <= 0 or d == s for d, s in zip(dims, item))
 
 
-def _labels(raw, items: int, key: str, limit: int | None = None, chunk_bytes: int = 16 << 20) -> np.ndarray:
-    """Class ids (int64) of the first ``items`` labels, read ``chunk_bytes`` at a time like the data:
+LABEL_CHUNK_BYTES = 16 << 20
+
+
+def _labels(raw, items: int, key: str, limit: int | None = None) -> np.ndarray:
+    """Class ids (int64) of the first ``items`` labels, read LABEL_CHUNK_BYTES at a time like the data:
     only the ids are kept, never the whole (decompressed, one-hot) array."""
     if raw.ndim not in (1, 2):
         raise DataError(f"labels {key!r} have shape {raw.shape}; expected (N,) class ids or (N, classes) one-hot")
@@ -194,7 +197,7 @@ def _labels(raw, items: int, key: str, limit: int | None = None, chunk_bytes: in
     if raw.dtype.kind not in "iubf":
         raise DataError(f"labels {key!r} have dtype {raw.dtype}; expected integer class ids")
     out = np.empty(items, dtype=np.int64)
-    rows = max(1, chunk_bytes // max(1, raw.dtype.itemsize * math.prod(raw.shape[1:])))
+    rows = max(1, LABEL_CHUNK_BYTES // max(1, raw.dtype.itemsize * math.prod(raw.shape[1:])))
     for s in range(0, items, rows):
         block = np.asarray(raw[s:min(items, s + rows)])
         if block.ndim == 2 and block.shape[1] > 1:

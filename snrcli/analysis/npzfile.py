@@ -68,8 +68,6 @@ def read_header(f, where: str, size: int) -> Header:
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, fortran, dtype = read(f)
     except (ValueError, EOFError, SyntaxError, TypeError) as e:
-        if "pickle" in str(e).lower() or "object" in str(e).lower():
-            raise _pickled(where) from e
         raise DataError(f"cannot read {where}: malformed .npy header ({' '.join(str(e).split())[:120]})") from e
     dtype = np.dtype(dtype)
     if dtype.hasobject:
