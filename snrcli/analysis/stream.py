@@ -51,10 +51,9 @@ def checker_problems(model_path: str, source: bytes | None = None) -> list[str]:
 
 def read_graph(proto, model_path: str, source: bytes | None, *, output: str | None, centre_classifier: bool,
                problems: list[str] | None = None) -> GraphInfo:
-    """``graph.discover``, with the checks ``analyze`` and ``inspect`` share (same error, same exit code):
-    a graph it cannot interpret is a bad model (exit 3) when onnx.checker finds it malformed (a bug in
-    snr, exit 4, when it does not); no layer; NaN or Inf in a weight. ``problems``: the checker's
-    complaints when already known."""
+    """``graph.discover`` as ``analyze`` and ``inspect`` both call it (same error, same exit code): a
+    graph it cannot interpret is a bad model (exit 3) when onnx.checker finds it malformed, a bug in
+    snr (exit 4) when it does not. ``problems``: the checker's complaints when already known."""
     try:
         info = discover(proto, output=output, centre_classifier=centre_classifier)
     except (IndexError, KeyError, ValueError, TypeError, UnicodeError, AttributeError) as e:
