@@ -197,11 +197,8 @@ def _(f):
 
 @case("npz-labels-absurd-shape", EXIT_BAD_INPUT, "cannot read", "array 'labels'")
 def _(f):
-    x = np.lib.format  # the data array is a real one; only the labels lie
-    import io
-    buf = io.BytesIO()
-    x.write_array(buf, C.features(10))
-    return [mlp_file(f), "--data", zip_with(f / "d.npz", {"x.npy": buf.getvalue(),
+    x = C.features(10)          # the data array is a real one; only the labels lie
+    return [mlp_file(f), "--data", zip_with(f / "d.npz", {"x.npy": npy_bytes(x.shape, data=x.tobytes()),
                                                           "labels.npy": npy_bytes((10**13,), "<i8", data=bytes(80))},
                                             zipfile.ZIP_DEFLATED)]
 
@@ -539,7 +536,6 @@ def test_concurrent_writers_without_force_exactly_one_wins(tmp_path, monkeypatch
     from snrcli.reports.report import write_run_folder
 
     monkeypatch.chdir(tmp_path)
-    report = _report()
     writers = 6
     reports = []
     for k in range(writers):
@@ -568,7 +564,6 @@ def test_concurrent_writers_without_force_exactly_one_wins(tmp_path, monkeypatch
     assert all("exists" in r for r in results if r != "ok"), results
     assert json.loads((out / "report.json").read_text())["meta"]["writer"] == winners[0]
     assert sorted(os.listdir(tmp_path)) == ["data.npz", "model.onnx", "out"]
-    del report
 
 
 def _snr(*args, **kw) -> subprocess.Popen:
@@ -755,9 +750,10 @@ SIGINT, SIGTERM = (signal.SIGINT, EXIT_INTERRUPTED, "interrupted"), (signal.SIGT
 
 
 @posix_only
-@pytest.mark.parametrize("stage,how", [pytest.param(stage, SIGINT, id=f"SIGINT-{stage}") for stage in
-                                       list(STAGES) + ["running"]]
-                         + [pytest.param(stage, SIGTERM, id=f"SIGTERM-{stage}") for stage in ("onnx-import", "running")])
+@pytest.mark.parametrize("stage,how",
+                         [pytest.param(stage, SIGINT, id=f"SIGINT-{stage}") for stage in [*STAGES, "running"]]
+                         + [pytest.param(stage, SIGTERM, id=f"SIGTERM-{stage}") for stage in ("onnx-import",
+                                                                                              "running")])
 def test_signal_at_any_stage_is_one_line_and_its_exit_code(tmp_path, long_run, stage, how):
     sig, code, word = how
     model, data, *batch = long_run
