@@ -168,6 +168,10 @@ def test_analyze_out_dir(run_cli, net, tmp_path):
     res = run_cli("analyze", net[0], "--data", net[1], "--out", "run1", code=2)
     assert "--force" in res.stderr and "Traceback" not in res.stderr
     assert (folder / "keep.txt").read_text() == "mine"
+    # --force replaces only a folder of snr's own files: refused while keep.txt is there
+    res = run_cli("analyze", net[0], "--data", net[1], "--out", "run1", "--force", code=2)
+    assert "keep.txt" in res.stderr and (folder / "keep.txt").read_text() == "mine"
+    (folder / "keep.txt").unlink()
     run_cli("analyze", net[0], "--data", net[1], "--out", "run1", "--force")
     assert sorted(p.name for p in folder.iterdir()) == ["layers.csv", "report.json", "units.csv"]
 

@@ -21,6 +21,7 @@ from ..aside import Aside
 from ..errors import ModelError, UsageError
 from ..model.graph import GraphInfo
 from ..reports.report import Report
+from ..stats.threads import capped_threads
 from .accumulate import Analysis, layer_result
 from .baselines import weight_baselines
 from .metrics import network_figures
@@ -63,6 +64,7 @@ def analyze(model: ModelSource, data: DataSource, *, batch_size: int = DEFAULT_B
     ``warn(message)`` for each warning (also kept in the report).
     Raises ``SnrError`` subclasses for problems the user can fix.
     """
+    threads, cut = capped_threads(threads)
     settings = Settings(batch_size=batch_size, limit=limit, min_level=min_level, min_activity=min_activity,
                         centre_classifier=centre_classifier, input_key=input_key, label_key=label_key,
                         output=output, drop_nonfinite=drop_nonfinite,
@@ -82,6 +84,8 @@ def analyze(model: ModelSource, data: DataSource, *, batch_size: int = DEFAULT_B
         if warn:
             warn(msg)
 
+    if cut:
+        note(cut)
     source_model, source_data = model_input(model), data_input(data, limit)
     if (jobs > 1 or scheduler) and (source_model.path is None or source_data.path is None):
         raise UsageError("jobs > 1 and scheduler need the model and the data as files (each worker reads them "

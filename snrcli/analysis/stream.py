@@ -35,6 +35,11 @@ def model_problems(proto, settings: Settings, model_path: str | None, source: by
     if custom and not settings.custom_op_library:
         raise ModelError(f"the model uses custom-domain ops ({', '.join(custom[:5])}); snr loads no custom op "
                          "library unless you pass --custom-op-library PATH")
+    return checker_problems(model_path, source)
+
+
+def checker_problems(model_path: str, source: bytes | None = None) -> list[str]:
+    """onnx.checker's complaint (with shape inference), as a warning line; [] when it has none."""
     try:
         # the bytes when they hold the whole model; else the path (external data, past 2 GB)
         onnx.checker.check_model(model_path if source is None else source, full_check=True)
@@ -45,24 +50,40 @@ def model_problems(proto, settings: Settings, model_path: str | None, source: by
     return []
 
 
-def prepare(model: ModelInput, data: DataInput, settings: Settings):
-    """Load and check the model and the data (files or in memory): (model proto, graph info, dataset,
-    the model's bytes when they hold the whole model)."""
-    proto, source = model.load()
-    problems = model_problems(proto, settings, model.path, source)
+def read_graph(proto, model_path: str | None, source: bytes | None, *, output: str | None, centre_classifier: bool,
+               problems: list[str] | None = None) -> GraphInfo:
+    """``graph.discover`` as ``analyze`` and ``inspect`` both call it (same error, same exit code): a
+    graph it cannot interpret is a bad model (exit 3) when onnx.checker finds it malformed, a bug in
+    snr (exit 4) when it does not. ``problems``: the checker's complaints when already known."""
     try:
-        info = discover(proto, output=settings.output, centre_classifier=settings.centre_classifier)
+        info = discover(proto, output=output, centre_classifier=centre_classifier)
     except (IndexError, KeyError, ValueError, TypeError, UnicodeError, AttributeError) as e:
+        problems = checker_problems(model_path, source) if problems is None else problems
         if not problems:
             raise  # a valid model that snr cannot read is snr's bug: exit 4
         raise ModelError(f"cannot interpret the model graph ({type(e).__name__}: {e}); {problems[0]}") from e
+    return info
+
+
+def check_layers(info: GraphInfo, model_label: str) -> None:
+    """No supported layer, or NaN/Inf in a weight: a ModelError (exit 3)."""
     if not info.layers:
-        raise NoLayerError(no_layer_message(info, model.label))
+        raise NoLayerError(no_layer_message(info, model_label))
     for L in info.layers:
         bad = int(np.count_nonzero(~np.isfinite(L.weight)))
         if bad:
             raise ModelError(f"layer {L.index} ({L.name}): its weight {L.weight_name!r} holds {bad} NaN or Inf "
                              "values; the model is broken")
+
+
+def prepare(model: ModelInput, data: DataInput, settings: Settings):
+    """Load and check the model and the data (files or in memory): (model proto, graph info, dataset,
+    the model's bytes when they hold the whole model)."""
+    proto, source = model.load()
+    problems = model_problems(proto, settings, model.path, source)
+    info = read_graph(proto, model.path, source, output=settings.output,
+                      centre_classifier=settings.centre_classifier, problems=problems)
+    check_layers(info, model.label)
     clash = sorted(set(data.keys()) & set(info.weight_inputs))
     if clash:
         raise DataError(f"the data supplies {', '.join(clash)}, which the model stores as a weight "

@@ -7,10 +7,9 @@ from typing import Any
 
 import click
 
-from .base import CONTEXT, common_flags, get_state
+from .base import CONTEXT, common_flags, get_state, one_line
 from .options import analysis_kwargs, analysis_options, run_analysis
 from ..errors import UsageError
-from ..safetext import printable
 
 
 @click.command(context_settings=CONTEXT)
@@ -20,7 +19,7 @@ from ..safetext import printable
 @click.option("--json", "as_json", is_flag=True, help="Print the snr-report/1 JSON on stdout and nothing else.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write DIR/report.json, DIR/layers.csv and DIR/units.csv (atomically).")
-@click.option("--force", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--force", is_flag=True, help="Replace an existing --out folder that holds an earlier run's files only.")
 @click.option("--units", "units", is_flag=True,
               help="Add every unit's S, G and activity to the JSON report (layers[].per_unit; --json, --out).")
 @analysis_options
@@ -39,12 +38,13 @@ def analyze(model: str, data: str, as_json: bool, out_dir: str | None, force: bo
     if units and not (as_json or out_dir):
         raise UsageError("--units adds per-unit figures to the JSON report: give --json or --out DIR")
     if out_dir:
-        check_out_dir(out_dir, force=force)
+        check_out_dir(out_dir, force=force, inputs=(model, data))
     report = run_analysis(model, data, analysis_kwargs(kw))
     if out_dir:
-        write_run_folder(report, out_dir, force=force, units=units)
+        write_run_folder(report, out_dir, force=force, inputs=(model, data), units=units)
+        state.wrote = out_dir
         if not state.quiet:
-            click.echo(printable(f"wrote {out_dir}/report.json, layers.csv, units.csv"), err=True)
+            click.echo(one_line(f"wrote {out_dir}/report.json, layers.csv, units.csv"), err=True)
     if as_json:
         click.echo(report.to_json(units))
     else:
@@ -63,13 +63,18 @@ def inspect(model: str, as_json: bool, output_name: str | None, no_centring: boo
 
     The activation columns list the elementwise ops between a layer and the layer before (input) or
     after (unit) it that the activation noise model reads; data can still rule one out (an infinite
-    slope)."""
-    from ..analysis.stream import no_layer_message
-    from ..errors import NoLayerError
-    from ..model.graph import discover
-    from ..model.modelfile import load_model
+    slope). Refuses a broken model as analyze does (same message, exit 3), except what only onnxruntime
+    finds: inspect does not load the model into it.
+    """
+    from ..analysis.stream import check_layers, checker_problems, read_graph
+    from ..model.modelfile import load_model_bytes
 
-    info = discover(load_model(model), output=output_name, centre_classifier=not no_centring)
+    proto, source = load_model_bytes(model)
+    problems = checker_problems(model, source)
+    info = read_graph(proto, model, source, output=output_name, centre_classifier=not no_centring,
+                      problems=problems)
+    for p in problems:
+        get_state().warn(p)
     rows = [{"index": L.index, "name": L.name, "op": L.op, "weight_shape": list(L.weight.shape), "units": L.units,
              "inputs_per_unit": int(L.weight.shape[1]), "inputs": L.inputs, "group": L.group,
              "activity_gate": L.gate, "classifier": L.classifier, "node": L.node or L.name,
@@ -84,5 +89,4 @@ def inspect(model: str, as_json: bool, output_name: str | None, no_centring: boo
     else:
         from .render import inspect_grids
         get_state().print_grids(inspect_grids(rows, skipped))
-    if not info.layers:
-        raise NoLayerError(no_layer_message(info, model))
+    check_layers(info, model)   # the same refusals as analyze (exit 3), after the listing

@@ -14,6 +14,7 @@ full width.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -39,13 +40,20 @@ def cell(v: Any, style: str = "") -> Text:
     return Text(printable(v), style=style)
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """A closed stdout (``snr ... | head``) reaches SnrGroup, which ends with its documented exit
+        code (rich's own handler exits 1, which means "a check failed")."""
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+
 def make_console(*, stderr: bool = False, no_color: bool = False) -> Console:
     """A console that never interprets markup in text; colour off for NO_COLOR, TERM=dumb, non-TTY, --no-color."""
     stream = sys.stderr if stderr else sys.stdout
     width = None
     if not stream.isatty() and "COLUMNS" not in os.environ:
         width = PIPED_WIDTH
-    return Console(file=stream, markup=False, highlight=False, emoji=False, width=width,
+    return _Console(file=stream, markup=False, highlight=False, emoji=False, width=width,
                    no_color=no_color or bool(os.environ.get("NO_COLOR")) or os.environ.get("TERM") == "dumb",
                    soft_wrap=False)
 

@@ -120,6 +120,8 @@ def load_model_bytes(path: str | os.PathLike) -> tuple[onnx.ModelProto, bytes | 
         raise ModelError(f"model file not found: {p}")
     if p.is_dir():
         raise ModelError(f"model path is a folder, not an .onnx file: {p}")
+    if not p.is_file():     # a FIFO would block, a device never ends: refused before opening
+        raise ModelError(f"model path {p} is not a regular file (a FIFO or a device); name the .onnx file")
     if p.stat().st_size == 0:
         raise ModelError(f"model file is empty (0 bytes): {p}")
     try:

@@ -10,8 +10,7 @@ import csv
 import io
 import json
 import os
-import shutil
-import tempfile
+import secrets
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -26,6 +25,7 @@ SCHEMA = "snr-report/1"
 LAYER_KEYS = ["index", "name", "op", "units", "inputs", "inputs_kept", "samples", "S_mean", "G_mean",
               "S_mean_unweighted", "G_mean_unweighted", "activity_mean", "undefined_units", "classifier",
               "S_mean_centred", "G_mean_centred"]
+UNIT_KEYS = ["layer_index", "layer_name", "unit", "S", "G", "activity", "S_centred", "G_centred"]
 
 
 class LayerResult(dict):
@@ -171,58 +171,167 @@ def layers_csv(report: Report) -> str:
 def units_csv(report: Report) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    cols = ["layer_index", "layer_name", "unit", "S", "G", "activity", "S_centred", "G_centred"]
-    w.writerow(cols)
+    w.writerow(UNIT_KEYS)
     for row in report.units:
         w.writerow([row[c] if c in ("layer_index", "layer_name", "unit") else
-                    ("" if row[c] is None else repr(row[c])) for c in cols])
+                    ("" if row[c] is None else repr(row[c])) for c in UNIT_KEYS])
     return buf.getvalue()
 
 
-def write_run_folder(report: Report, out: str | os.PathLike, *, force: bool = False, units: bool = False) -> Path:
-    """Write report.json, layers.csv and units.csv into ``out`` atomically (temporary folder, then rename).
+RUN_FILES = ("report.json", "layers.csv", "units.csv")
+# How each file of a run folder starts: ``--force`` replaces a folder only when every file in it is one of these
+_RUN_FILE_STARTS = {"report.json": b'{\n  "schema": "snr-report/', "layers.csv": ",".join(LAYER_KEYS[:3]).encode(),
+                    "units.csv": ",".join(UNIT_KEYS[:3]).encode()}
 
-    ``units`` also puts the per-unit lists into report.json (units.csv has them either way).
-    """
+
+def _foreign(folder: Path) -> list[str]:
+    """Entries of ``folder`` that a run folder written by snr would not hold: other names, folders,
+    symbolic links, or files that do not start the way snr writes them ([] for an empty folder)."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as e:
+        raise UsageError(f"cannot read --out {folder}: {e.strerror or e}") from e
+    foreign = []
+    for name in names:
+        path = folder / name
+        start = _RUN_FILE_STARTS.get(name)
+        ok = start is not None and path.is_file() and not path.is_symlink()
+        if ok:
+            try:
+                with open(path, "rb") as f:
+                    ok = f.read(len(start)) == start
+            except OSError:
+                ok = False
+        if not ok:
+            foreign.append(name)
+    return foreign
+
+
+def _inside(path: str | os.PathLike, folder: Path) -> bool:
+    p, f = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    return p == f or f in p.parents
+
+
+def _replaceable(target: Path, inputs: tuple[str | os.PathLike, ...]) -> None:
+    """Refuse to replace ``target`` unless it is an earlier run folder (or empty): --force never
+    deletes a file that snr did not write."""
+    held = [str(p) for p in inputs if _inside(p, target)]
+    if held:
+        raise UsageError(f"--out {target} holds the input {held[0]}; --force would delete it: choose another --out")
+    foreign = _foreign(target)
+    if foreign:
+        listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise UsageError(f"--out {target} holds files that snr did not write ({listed}); --force replaces only "
+                         "an earlier run folder: move them or choose another --out")
+
+
+def _resolve_out(out: str | os.PathLike) -> Path:
+    """The folder to write: a symbolic link to a folder is followed (the link stays as it is)."""
     target = Path(out)
-    if target.exists() and not force:
-        raise UsageError(f"output folder {target} exists; pass --force to replace it")
-    if target.exists() and not target.is_dir():
-        raise UsageError(f"--out {target} is a file, not a folder")
-    parent = target.absolute().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
-    except OSError as e:
-        raise UsageError(f"cannot create --out {target}: {e.strerror or e}") from e
-    try:
-        (tmp / "report.json").write_text(report.to_json(units) + "\n")
-        (tmp / "layers.csv").write_text(layers_csv(report))
-        (tmp / "units.csv").write_text(units_csv(report))
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
-            old.rmdir()
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise UsageError(f"cannot write --out {target}: {e.strerror or e}") from e
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    if target.is_symlink():
+        if not target.exists():
+            raise UsageError(f"--out {target} is a broken symbolic link")
+        target = Path(os.path.realpath(target))
     return target
 
 
-def check_out_dir(out: str | os.PathLike, *, force: bool) -> None:
-    """Refuse before any work an --out folder that exists (without --force) or cannot be made."""
+def _make_temp_folder(parent: Path, name: str) -> Path:
+    """A new empty folder beside the target, with the permissions the umask gives (mkdtemp's are 0700)."""
+    for _ in range(100):
+        tmp = parent / f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            tmp.mkdir(mode=0o777)
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {parent}")
+
+
+def _remove_run_folder(folder: Path) -> bool:
+    """Delete an earlier run folder moved aside: only its run files, then the folder if that left it empty."""
+    for name in RUN_FILES:
+        try:
+            if not (folder / name).is_symlink():
+                (folder / name).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+    try:
+        folder.rmdir()
+        return True
+    except OSError:
+        return False
+
+
+def write_run_folder(report: Report, out: str | os.PathLike, *, force: bool = False, units: bool = False,
+                     inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Write report.json, layers.csv and units.csv into ``out`` atomically: into a temporary folder
+    beside it, then one rename. Without ``force`` the rename never replaces a folder, so of several
+    runs writing the same ``out`` at once exactly one succeeds. With ``force`` an earlier run folder
+    (only that: see ``check_out_dir``) is moved aside, replaced, then deleted file by file.
+    ``inputs``: the model and data paths, which ``out`` must not hold."""
+    target = check_out_dir(out, force=force, inputs=inputs)
+    parent = target.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = _make_temp_folder(parent, target.name)
+    except OSError as e:
+        raise UsageError(f"cannot create --out {target}: {e.strerror or e}") from e
+    old = None
+    try:
+        try:
+            (tmp / "report.json").write_text(report.to_json(units) + "\n")
+            (tmp / "layers.csv").write_text(layers_csv(report))
+            (tmp / "units.csv").write_text(units_csv(report))
+            if force and os.path.lexists(target):
+                _replaceable(target, inputs)
+                old = parent / f"{tmp.name[:-4]}.old"
+                os.rename(target, old)
+        except OSError as e:
+            raise UsageError(f"cannot write --out {target}: {e.strerror or e}") from e
+        try:
+            os.rename(tmp, target)   # fails when target exists and is not empty: never replaces another run's folder
+        except OSError as e:
+            if os.path.lexists(target):
+                raise UsageError(f"output folder {target} exists; pass --force to replace it"
+                                 + (" (another run wrote it meanwhile)" if force else "")) from e
+            raise UsageError(f"cannot write --out {target}: {e.strerror or e}") from e
+    except BaseException:
+        _undo(tmp, old, target)
+        raise
+    if old is not None and not _remove_run_folder(old):
+        raise UsageError(f"wrote {target}, but the earlier run folder moved aside to {old} could not be "
+                         "removed (something was added to it meanwhile); check it and delete it yourself")
+    return target
+
+
+def _undo(tmp: Path, old: Path | None, target: Path) -> None:
+    """After a failure or an interruption: delete the temporary folder (snr's files only) and put the
+    earlier run folder back (or, when another run has written the target meanwhile, delete it)."""
+    if tmp.exists():
+        _remove_run_folder(tmp)
+    if old is not None and os.path.lexists(old):
+        if os.path.lexists(target):
+            _remove_run_folder(old)
+        else:
+            os.rename(old, target)
+
+
+def check_out_dir(out: str | os.PathLike, *, force: bool, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Refuse before any work an --out folder that exists (without --force), that --force may not
+    replace (it holds anything but an earlier run's files, or the inputs), or that cannot be made.
+    Returns the folder to write (a symbolic link to a folder is followed)."""
     target = Path(out)
+    if os.path.lexists(target) and not force:
+        if target.exists() and not target.is_dir():
+            raise UsageError(f"--out {target} is a file, not a folder")
+        raise UsageError(f"output folder {target} exists; pass --force to replace it")
+    target = _resolve_out(target)
     if target.exists() and not target.is_dir():
         raise UsageError(f"--out {target} is a file, not a folder")
-    if target.exists() and not force:
-        raise UsageError(f"output folder {target} exists; pass --force to replace it")
+    if target.exists():
+        _replaceable(target, inputs)
     for parent in target.absolute().parents:
         if parent.exists():
             if not parent.is_dir():
@@ -230,6 +339,7 @@ def check_out_dir(out: str | os.PathLike, *, force: bool) -> None:
             if not os.access(parent, os.W_OK):
                 raise UsageError(f"cannot create --out {target}: {parent} is not writable")
             break
+    return target
 
 
 SCHEMAS = ("snr-report/1", "snr-compare/1", "snr-correlate/1", "snr-check/1", "snr-inspect/1")
