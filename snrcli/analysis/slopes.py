@@ -230,7 +230,7 @@ ONE = 1.0   # the tangent of z itself (dz/dz): multiplying by it is skipped
 
 def _run(steps, z_name: str, z: np.ndarray, x_name: str, known: dict):
     """The tangent dx/dz of one block (chain rule through the steps; appendix B.3's g'(z)). ``known``:
-    values of steps' outputs already computed (by onnxruntime), by name, as float64 blocks like ``z``."""
+    values of steps' outputs already computed (by onnxruntime), by name, as blocks like ``z`` (its dtype)."""
     env = {z_name: (z, ONE)}
     for st in steps:
         if st.op in UNARY:
@@ -281,6 +281,7 @@ def squared_slopes(site, z: np.ndarray, pool=None, known: dict | None = None) ->
     parts = min(pool.threads, len(blocks)) if pool is not None and z.size >= PARALLEL_MIN else 1
 
     single = site.bounded and z.dtype == np.float32
+
     def block(lo: int, dtype) -> float:
         given = {k: v[lo:lo + rows].astype(dtype, copy=False) for k, v in known.items()}
         s = np.broadcast_to(_run(site.steps, site.z, flat[lo:lo + rows].astype(dtype, copy=False), site.x, given),
