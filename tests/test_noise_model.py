@@ -200,3 +200,61 @@ def test_slopes_shared_out_between_threads_give_the_same_figures(tmp_path, monke
     three = snrcli.analyze(m, d, noise_model="activation", threads=3).to_dict()
     for La, Lb in zip(one["layers"], three["layers"]):
         assert all(La[k] == Lb[k] for k in FLOATS), (La, Lb)
+
+
+# --------------------------------------------------------------------------- how the slopes are evaluated
+
+def _erf_gelu_site():
+    """GELU as exporters write it: Mul(Mul(z, 0.5), Add(Erf(Div(z, sqrt 2)), 1))."""
+    from snrcli.model.sites import Site, Step
+    c = lambda v: np.asarray(v, dtype=np.float64)  # noqa: E731
+    steps = [Step("Mul", "half", ("z", c(0.5)), linear=True), Step("Div", "u", ("z", c(np.float32(math.sqrt(2)))),
+                                                                  linear=True),
+             Step("Erf", "e", ("u",)), Step("Add", "cdf", ("e", c(1.0)), linear=True), Step("Mul", "x", ("half", "cdf"))]
+    return Site(z="z", x="x", steps=steps, bounded=True)
+
+
+def _gelu_slope(z):
+    from scipy.special import erf
+    return 0.5 * (1 + erf(z / math.sqrt(2))) + z * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+
+
+def test_erf_values_are_read_from_the_given_tensor_and_the_slopes_match_float64():
+    """Phi(z) + z phi(z) from onnxruntime's Erf output where it is given (wrong values show through),
+    within 1e-6 of s_max^2 of the float64 slope; the runner is asked for that tensor."""
+    from snrcli.analysis.sitestats import needed_tensors
+    from snrcli.analysis.slopes import reused, squared_slopes
+    site = _erf_gelu_site()
+    z = np.random.default_rng(1).standard_normal((3, 50, 40)).astype(np.float32) * 3
+    want = _gelu_slope(z.astype(np.float64)) ** 2
+    from scipy.special import erf
+    e = erf(z.astype(np.float64) / math.sqrt(2)).astype(np.float32)
+    for known in ({}, {"e": e}):
+        sq, top = squared_slopes(site, z, known=known)
+        assert sq.dtype == np.float64 and np.max(np.abs(sq - want)) < 1e-6 * want.max()
+        assert top == sq.max()
+    sq, _ = squared_slopes(site, z, known={"e": np.zeros_like(e)})     # erf read as 0: Phi = 1/2 everywhere
+    assert np.allclose(sq, (0.5 + z * np.exp(-0.5 * z.astype(np.float64) ** 2) / math.sqrt(2 * math.pi)) ** 2,
+                       rtol=1e-5, atol=1e-6)
+    sq, _ = squared_slopes(site, z, known={"e": np.zeros((2, 2), np.float32)})   # not z's shape: not used
+    assert np.max(np.abs(sq - want)) < 1e-6 * want.max()
+    assert reused(site) == ["e"]
+
+    class L:
+        input_site, unit_site = None, site
+    assert needed_tensors([L()], "activation") == ["z", "e"]
+
+
+def test_a_float32_block_that_overflows_is_evaluated_again_in_float64():
+    """tanh GELU's z^2 overflows float32 at |z| > 1.9e19 (0 times inf): the slope there is still 1 (0 below)."""
+    from snrcli.analysis.slopes import squared_slopes
+    from snrcli.model.sites import Site, Step
+    site = Site(z="z", x="x", steps=[Step("Gelu", "x", ("z",), {"approximate": "tanh"})], bounded=True)
+    z = np.array([[-1e20, -1.0, 0.0, 1.0, 1e20]], dtype=np.float32)
+    with np.errstate(all="ignore"):
+        sq, top = squared_slopes(site, z)
+    assert np.all(np.isfinite(sq)) and sq[0, 0] == 0.0 and sq[0, -1] == 1.0 and top == sq.max()
+    v = np.array([-1.0, 0.0, 1.0])
+    u = math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)
+    s = 0.5 * (1 + np.tanh(u)) + 0.5 * v * (1 - np.tanh(u) ** 2) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * v * v)
+    assert np.allclose(sq[0, 1:4], s ** 2, rtol=1e-6)

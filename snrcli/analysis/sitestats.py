@@ -20,7 +20,7 @@ from ..model.convgeom import output_shape
 from ..model.graph import Layer
 from ..model.sites import Site, other_than_relu
 from ..stats.layer import count_along, gate_matrix
-from .slopes import squared_slopes
+from .slopes import reused, squared_slopes
 
 SIDES = ("input", "unit")
 
@@ -63,11 +63,12 @@ def evaluated(layers: list[Layer], noise_model: str) -> dict[tuple, Site]:
 
 def needed_tensors(layers: list[Layer], noise_model: str) -> list[str]:
     """Tensors the runner must expose for the slopes: each site's ``z`` (a lone Relu's output ``x``, which
-    the statistics usually read anyway) and the inputs of Transposes."""
+    the statistics usually read anyway), the tensors whose values the slopes reuse, and the inputs of
+    Transposes."""
     names: list[str] = []
     sites = evaluated(layers, noise_model)
     for site in sites.values():
-        names.append(site.x if site.lone_relu else site.z)
+        names.extend([site.x] if site.lone_relu else [site.z] + reused(site))
     for L in layers:                 # each layer's own walk to its input (sites of one key may differ here)
         if L.input_site is not None and L.input_site.key in sites:
             names.extend(L.input_site.transposes())
@@ -114,7 +115,10 @@ class SiteStats:
             sides = [(i, side) for (i, side) in self.sums if self._site(i, side).key == key]
             if not any(self.sums[k].finite for k in sides):
                 continue                      # not used any more: a slope was infinite
-            sq, top = (values[site.x], 1.0) if site.lone_relu else squared_slopes(site, values[site.z], pool)
+            if site.lone_relu:
+                sq, top = values[site.x], 1.0
+            else:
+                sq, top = squared_slopes(site, values[site.z], pool, {t: values[t] for t in reused(site)})
             for i, side in sides:
                 acc = self.sums[(i, side)]
                 acc.finite = acc.finite and bool(np.isfinite(top))

@@ -1,6 +1,7 @@
 """Slopes of activation sites (paper appendix B.3): s = g'(z) by forward-mode differentiation. Pure numpy.
 
-A site's steps (``model.sites.Step``) are evaluated on the data's ``z`` values in float64, each
+A site's steps (``model.sites.Step``) are evaluated on the data's ``z`` values (in float64, or float32
+where that is as good: see ``squared_slopes``; s^2 is always summed in float64), each
 tensor as a pair (value, tangent) with tangent dx/dz (appendix B.3's ``g_j'(z_j)``: noise ``n`` added to
 ``z`` reaches ``x`` as ``g'(z) n``). One function per op, from a table. Unary functions return
 (value, derivative); binary ones (value, d/da, d/db), the derivative of a constant operand not
@@ -13,6 +14,7 @@ import math
 
 import numpy as np
 
+REUSED = ("Erf",)          # ops whose values are read from onnxruntime's outputs when exposed (``known``)
 CHUNK = 1 << 15            # values per evaluation block: a block's temporaries stay in cache
 PARALLEL_MIN = 1 << 18     # values of z from which runs of blocks are shared out between threads
 SQRT2 = math.sqrt(2.0)
@@ -123,8 +125,9 @@ def d_thresholded_relu(v, a):
     return np.where(on, v, 0.0), on.astype(np.float64)
 
 
-def d_erf(v, a):
-    return _special().erf(v), TWO_OVER_SQRT_PI * np.exp(-v * v)
+def d_erf(v, a, out=None):
+    """``out``: the values onnxruntime computed (scipy's float64 erf costs ~12 ns a value, the exp ~1)."""
+    return (_special().erf(v) if out is None else out), TWO_OVER_SQRT_PI * np.exp(-v * v)
 
 
 def d_exp(v, a):
@@ -225,16 +228,18 @@ BINARY = {"Add": d_add, "Sub": d_sub, "Mul": d_mul, "Div": d_div, "Pow": d_pow, 
 ONE = 1.0   # the tangent of z itself (dz/dz): multiplying by it is skipped
 
 
-def _run(steps, z_name: str, z: np.ndarray, x_name: str):
-    """The tangent dx/dz of one block (chain rule through the steps; appendix B.3's g'(z))."""
+def _run(steps, z_name: str, z: np.ndarray, x_name: str, known: dict):
+    """The tangent dx/dz of one block (chain rule through the steps; appendix B.3's g'(z)). ``known``:
+    values of steps' outputs already computed (by onnxruntime), by name, as blocks like ``z`` (its dtype)."""
     env = {z_name: (z, ONE)}
     for st in steps:
         if st.op in UNARY:
             v, dv = env[st.operands[0]]
-            value, d = UNARY[st.op](v, st.attrs)
+            out = known.get(st.output)
+            value, d = UNARY[st.op](v, st.attrs) if out is None else UNARY[st.op](v, st.attrs, out=out)
             env[st.output] = (value, d if dv is ONE else d * dv)
             continue
-        (a, da), (b, db) = (env[o] if isinstance(o, str) else (o, None) for o in st.operands)
+        (a, da), (b, db) = (env[o] if isinstance(o, str) else (o.astype(z.dtype), None) for o in st.operands)
         value, pa, pb = BINARY[st.op](a, b, da is None, db is None)
         tangent = 0.0
         if da is not None:
@@ -245,16 +250,29 @@ def _run(steps, z_name: str, z: np.ndarray, x_name: str):
     return env[x_name][1]
 
 
-def squared_slopes(site, z: np.ndarray, pool=None) -> tuple[np.ndarray, float]:
+def reused(site) -> list[str]:
+    """The site's tensors whose values ``squared_slopes`` reads rather than recomputes (outputs of REUSED ops)."""
+    return [st.output for st in site.steps if st.op in REUSED]
+
+
+def squared_slopes(site, z: np.ndarray, pool=None, known: dict | None = None) -> tuple[np.ndarray, float]:
     """s^2 = g'(z)^2 for every value of ``z`` (float64, z's shape) and its largest value (NaN or inf when
-    some s^2 is not finite), evaluated in float64 blocks of rows that stay in cache. ``pool`` (with
+    some s^2 is not finite), evaluated in blocks that stay in cache: in float32 when z is float32 and
+    the site ``bounded`` (its rounding, ~1e-7 of s_max^2, is far inside the figures' tolerance; a block
+    whose s^2 is not finite in float32 is evaluated again in float64), else in float64. ``pool`` (with
     ``threads`` and ``map(fn, n)``, as ``stats.threads.StatThreads``): runs of blocks side by side
-    (numpy and scipy release the GIL in their loops) once z holds PARALLEL_MIN values."""
+    (numpy and scipy release the GIL in their loops) once z holds PARALLEL_MIN values. ``known``: values
+    of the site's tensors (``reused``) as onnxruntime computed them; used when float32 or float64 and of
+    z's shape (their float32 rounding is far inside the figures' tolerance)."""
     z = np.asarray(z)
+    known = {k: v for k, v in (known or {}).items()
+             if z.ndim and v.shape == z.shape and v.dtype in (np.float32, np.float64)}
     out = np.empty(z.shape, dtype=np.float64)
     if z.size == 0:
         return out, 0.0
-    flat = z.reshape((1,) + z.shape) if z.ndim == 0 else z
+    lead = max(1, z.ndim - _constant_ndim(site))     # leading axes no constant spans: one axis of rows
+    flat = z.reshape((-1,) + z.shape[lead:])
+    known = {k: v.reshape(flat.shape) for k, v in known.items()}
     dest = out.reshape(flat.shape)
     n = len(flat)
     whole = z.ndim == 0 or _full_constants(site, z.ndim)
@@ -262,12 +280,20 @@ def squared_slopes(site, z: np.ndarray, pool=None) -> tuple[np.ndarray, float]:
     blocks = list(range(0, n, rows))
     parts = min(pool.threads, len(blocks)) if pool is not None and z.size >= PARALLEL_MIN else 1
 
+    single = site.bounded and z.dtype == np.float32
+
+    def block(lo: int, dtype) -> float:
+        given = {k: v[lo:lo + rows].astype(dtype, copy=False) for k, v in known.items()}
+        s = np.broadcast_to(_run(site.steps, site.z, flat[lo:lo + rows].astype(dtype, copy=False), site.x, given),
+                            dest[lo:lo + rows].shape)
+        return np.square(s, out=dest[lo:lo + rows], dtype=np.float64).max()
+
     def run(t: int) -> float:
         top = 0.0
         for lo in blocks[len(blocks) * t // parts:len(blocks) * (t + 1) // parts]:
-            s = np.broadcast_to(_run(site.steps, site.z, flat[lo:lo + rows].astype(np.float64), site.x),
-                                dest[lo:lo + rows].shape)
-            m = np.square(s, out=dest[lo:lo + rows]).max()
+            m = block(lo, np.float32 if single else np.float64)
+            if single and not np.isfinite(m):
+                m = block(lo, np.float64)
             if not np.isnan(top) and not m <= top:      # (a NaN sticks)
                 top = m
         return float(top)
@@ -275,6 +301,12 @@ def squared_slopes(site, z: np.ndarray, pool=None) -> tuple[np.ndarray, float]:
     tops = pool.map(run, parts) if parts > 1 else [run(0)]
     nan = [t for t in tops if np.isnan(t)]
     return out, (nan[0] if nan else max(tops))
+
+
+def _constant_ndim(site) -> int:
+    """The most axes of any constant of the site (they broadcast against z's last axes)."""
+    consts = [c for st in site.steps for c in list(st.operands) + list(st.attrs.values()) if isinstance(c, np.ndarray)]
+    return max((c.ndim for c in consts), default=0)
 
 
 def _full_constants(site, ndim: int) -> bool:
