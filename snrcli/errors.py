@@ -1,4 +1,4 @@
-"""Errors a user can fix, each with the exit code that README documents.
+"""Errors a user can fix, each with the exit code that docs/troubleshooting.md documents.
 
 The CLI turns these into one line on stderr; the core never calls ``sys.exit``.
 """

@@ -195,14 +195,14 @@ def test_report_from_dict_refuses_nan():
         Report.from_dict({"schema": "snr-report/1", "layers": [], "x": float("nan")})
 
 
-def test_readme_python_api_example_runs(monkeypatch, capsys):
-    """The first code block of README's Python API section runs as written (from the repository root)."""
+def test_api_doc_notebook_example_runs(monkeypatch, capsys):
+    """The first code block of docs/api.md runs as written (from the repository root)."""
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
-    section = (repo / "README.md").read_text().split("## Python API", 1)[1]
+    section = (repo / "docs" / "api.md").read_text().split("## A notebook session", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(repo)
-    exec(compile(code, "README.md (Python API)", "exec"), {})
+    exec(compile(code, "docs/api.md (A notebook session)", "exec"), {})
     out = capsys.readouterr().out.splitlines()
     assert out[1].startswith("1 fc1 0.59") and len(out) == 4

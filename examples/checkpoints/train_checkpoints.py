@@ -15,9 +15,9 @@ Needs the ``train`` extra: pip install torch==2.13.0 (CPU build), then pip insta
 
 Example (from the repository root):
   python examples/checkpoints/train_checkpoints.py \\
-      --train-data ../shared/data/fashion_mnist/fashion_mnist_train.npz \\
-      --test-data ../shared/data/fashion_mnist/fashion_mnist_test.npz \\
-      --out /tmp/checkpoints --results examples/checkpoints/results
+      --train-data DATA/fashion_mnist_train.npz \\
+      --test-data DATA/fashion_mnist_test.npz \\
+      --out checkpoints --results examples/checkpoints/results
 """
 
 from __future__ import annotations

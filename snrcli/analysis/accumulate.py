@@ -47,7 +47,7 @@ class Analysis:
         self.info = info
         self.exact = exact
         self.stats = [LayerStats(L, exact=exact) for L in info.layers]
-        self.sites = SiteStats(info.layers, noise_model)   # slopes of the activation sites (spec section 11)
+        self.sites = SiteStats(info.layers, noise_model)   # slopes of the activation sites (docs/metrics.md, Noise models)
         self.gate_readers = gates_from_inputs(info.layers)   # layer position -> the layer whose input is its gate
         self.gate_from: dict[int, int | None] = {}   # ... fixed at the layer's first batch: None, counted by itself
         self.parts: dict[tuple[int, int], LayerStats] = {}   # (thread 1.., layer position) -> accumulators
@@ -239,7 +239,7 @@ def gates_from_inputs(layers: list[Layer]) -> dict[int, int]:
 
 def layer_result(L: Layer, st: LayerStats, *, min_level: float, min_activity: float,
                  sites: SiteResult | None = None) -> LayerResult:
-    """One layer's figures; ``sites``: the activation noise model's a_j and r_i where it replaces section 2/5's."""
+    """One layer's figures; ``sites``: the activation noise model's a_j and r_i where it replaces the ReLU ones (docs/metrics.md)."""
     fin = st.finish()
     if sites is not None and sites.a is not None:
         fin.a = sites.a

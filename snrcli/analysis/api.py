@@ -46,7 +46,7 @@ def analyze(model: ModelSource, data: DataSource, *, batch_size: int = DEFAULT_B
             noise_model: str = DEFAULT_NOISE_MODEL, jobs: int = 1,
             scheduler: str | None = None, progress: Progress | None = None, warn: Warn | None = None,
             command: str | None = None) -> Report:
-    """Analyse ``model`` on ``data`` and return the ``snr-report/1`` report (eq. 10, 13, 14, 18).
+    """Analyse ``model`` on ``data`` and return the ``snr-report/1`` report (eq. 10, 13, 14, 18; docs/metrics.md).
 
     ``model``: a path to an .onnx file, an ``onnx.ModelProto`` or its serialised bytes.
     ``data``: a path to an .npz/.npy file, a numpy array (one-input models), a dict of arrays

@@ -1,4 +1,4 @@
-"""Reading the data set and cutting it into batches (spec section 9).
+"""Reading the data set and cutting it into batches (docs/metrics.md, How the model is run).
 
 ``.npz`` and ``.npy`` files only, opened by ``npzfile`` (``allow_pickle=False``). Knows the
 model's declared inputs (names, dtypes, dims) but nothing else about ONNX.
@@ -312,7 +312,7 @@ def _float_limit(data: np.dtype, model: np.dtype) -> float | None:
 
 
 def load_data(path: str | os.PathLike, inputs: list[GraphInput], **options) -> Dataset:
-    """Read the data file and match it to the model inputs (spec section 9), planning any preprocessing."""
+    """Read the data file and match it to the model inputs (docs/metrics.md, How the model is run), planning any preprocessing."""
     return match_arrays(read_arrays(Path(path)), str(path), inputs, **options)
 
 

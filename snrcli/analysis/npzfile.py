@@ -1,4 +1,4 @@
-"""Opening ``.npy`` and ``.npz`` files as untrusted input (spec section 9): read with
+"""Opening ``.npy`` and ``.npz`` files as untrusted input (docs/metrics.md, How the model is run): read with
 ``allow_pickle=False``, and never more than the file really holds.
 
 Before anything is opened the path must be a regular file (a FIFO would block, ``/dev/zero``

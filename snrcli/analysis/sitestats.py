@@ -77,7 +77,7 @@ def needed_tensors(layers: list[Layer], noise_model: str) -> list[str]:
 
 @dataclass
 class SiteResult:
-    """One layer's slope figures: ``a``/``r`` replace section 2/5's where not None; ``*_ok``: False where the
+    """One layer's slope figures: ``a``/``r`` replace the ReLU ones where not None; ``*_ok``: False where the
     site's slopes were infinite or undefined somewhere in the data (the site then counts as not found)."""
 
     a: np.ndarray | None
@@ -172,7 +172,7 @@ def _sums(a: np.ndarray, axis: int, positive: bool) -> np.ndarray:
 
 
 def _channel_sums(L: Layer, sq: np.ndarray, positive: bool = False) -> tuple[np.ndarray, int]:
-    """Per input channel: the sum of s^2 over its values, and the number of values (section 2's channels)."""
+    """Per input channel: the sum of s^2 over its values, and the number of values (the input channels of docs/metrics.md)."""
     if L.conv is not None:
         return _sums(sq, 1, positive), sq.size // max(1, sq.shape[1])
     if L.input_transposed:

@@ -1,6 +1,6 @@
 """What every command shares: the consoles and global flags (State), the error-to-exit-code group, --debug/-q.
 
-Exit codes (README documents them as a contract): 0 success, 1 a check failed,
+Exit codes (docs/troubleshooting.md documents them as a contract): 0 success, 1 a check failed,
 2 usage error, 3 bad input, 4 internal error, 130 interrupted (Ctrl-C), 141 stdout
 closed early (``snr ... | head``), 143 terminated (SIGTERM).
 """

@@ -33,7 +33,8 @@ def analysis_options(f: Callable) -> Callable:
         click.option("--limit", type=click.IntRange(min=1), default=None,
                      help="Analyse only the first N items."),
         click.option("--min-level", type=FiniteFloatRange(min=0), default=DEFAULT_MIN_LEVEL, show_default=True,
-                     help="Drop inputs whose max |x| is at most this fraction of the layer's largest (spec 3)."),
+                     help="Drop inputs whose max |x| is at most this fraction of the layer's largest "
+                          "(see docs/metrics.md, Kept inputs)."),
         click.option("--min-activity", type=FiniteFloatRange(min=0, max=1), default=DEFAULT_MIN_ACTIVITY,
                      show_default=True, help="Drop inputs that are non-zero in fewer than this fraction of values."),
         click.option("--no-centring", "no_centring", is_flag=True,

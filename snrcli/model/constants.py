@@ -1,4 +1,4 @@
-"""Constant tensors of an ONNX graph (spec section 1).
+"""Constant tensors of an ONNX graph (docs/metrics.md, Words).
 
 A weight is constant when it is an initializer or a ``Constant`` output, possibly
 through ``Identity``, ``Transpose``, ``Reshape``, ``Cast``, ``Squeeze``,
@@ -44,7 +44,7 @@ class ConstantFolder:
     """Resolves tensor names to constant numpy arrays, or None when not constant.
 
     An initializer that is also listed as a graph input (old IR versions) counts as
-    constant; the caller refuses data that would supply it (spec section 1).
+    constant; the caller refuses data that would supply it (docs/metrics.md, Words).
     """
 
     def __init__(self, graph: onnx.GraphProto):

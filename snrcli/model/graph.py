@@ -1,4 +1,4 @@
-"""Finding the layers of an ONNX graph (spec sections 1, 5 and 6).
+"""Finding the layers of an ONNX graph (docs/metrics.md: Words; Activity and layer means; The classifier).
 
 Knows ONNX, not data or onnxruntime. ``discover(model)`` returns a ``GraphInfo``:
 the layers numbered 1..L (weights as a units x inputs-per-unit view, conv
@@ -74,7 +74,7 @@ class Layer:
     weight_name: str = ""
     feeds_output: bool = True           # False when no graph output depends on the layer's output
     node: str = ""                        # the node's name (``name`` may be the exporter's module path)
-    input_site: Site | None = None        # spec section 11: the activation the layer reads ...
+    input_site: Site | None = None        # docs/metrics.md, Noise models: the activation the layer reads ...
     unit_site: Site | None = None         # ... and the one its output feeds
 
     @property
@@ -132,7 +132,7 @@ class GraphInfo:
 
 
 def node_name(node: onnx.NodeProto) -> str:
-    """The node's name, or its first output's name when it has none (spec section 8)."""
+    """The node's name, or its first output's name when it has none (docs/report-format.md, layers)."""
     return node.name or (node.output[0] if node.output else node.op_type)
 
 
@@ -277,7 +277,7 @@ class _Walker:
         return all(x == y or (not isinstance(x, int) and not isinstance(y, int)) for x, y in zip(ka, kb))
 
     def activity_gate(self, t: str) -> str | None:
-        """Spec section 5: the Relu (or Clip min 0) output reached through per-unit constant ops."""
+        """docs/metrics.md, Activity and layer means: the Relu (or Clip min 0) output reached through per-unit constant ops."""
         while True:
             users = self.consumers.get(t, [])
             if len(users) != 1:
@@ -327,7 +327,7 @@ class _Walker:
         return None if s is None else len(s)
 
     def reaches_output(self, layer: Layer, target: str) -> bool:
-        """Spec section 6: does the layer's output reach ``target`` through classifier-neutral ops?"""
+        """docs/metrics.md, The classifier: does the layer's output reach ``target`` through classifier-neutral ops?"""
         units = layer.units
         start_rank = self._rank(layer.output) or (2 if layer.op == "Gemm" else None)
         # unit axis as a negative index (dense: last; conv: axis 1)
@@ -373,7 +373,7 @@ class _Walker:
 
 
 def pick_accuracy_output(graph: onnx.GraphProto, shapes, types, output: str | None) -> str | None:
-    """``--output NAME``, else the first float graph output of rank >= 1 (spec section 8)."""
+    """``--output NAME``, else the first float graph output of rank >= 1 (docs/metrics.md, Accuracy and baselines)."""
     names = [o.name for o in graph.output]
     if output is not None:
         if output not in names:
@@ -457,7 +457,7 @@ def _as_layer(node, folder: ConstantFolder) -> Layer | Skipped | None:
 
 def discover(model: onnx.ModelProto, *, output: str | None = None,
              centre_classifier: bool = True) -> GraphInfo:
-    """Find layers, skipped ops, activity gates and the classifier (spec sections 1, 5, 6)."""
+    """Find layers, skipped ops, activity gates and the classifier (docs/metrics.md: Words, Activity, The classifier)."""
     graph = model.graph
     init_names = {t.name for t in graph.initializer}
     inputs, weight_inputs = [], []

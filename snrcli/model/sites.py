@@ -87,7 +87,7 @@ def other_than_relu(site: Site | None) -> list[str]:
 
 class SiteFinder:
     """The two walks of one graph. ``walker`` gives ``consumers`` (tensor -> nodes) and ``passes``
-    (section 5's walk through one node)."""
+    (the walk of docs/metrics.md, Activity and layer means, through one node)."""
 
     def __init__(self, nodes: list[onnx.NodeProto], folder: ConstantFolder, shapes: dict, opset: int, walker):
         self.nodes = nodes
@@ -119,8 +119,8 @@ class SiteFinder:
         return all(cd == 1 or (isinstance(td, int) and td == cd) for cd, td in zip(reversed(c.shape), reversed(shape)))
 
     def operands(self, n: onnx.NodeProto) -> list[str] | None:
-        """The non-constant operands of an elementwise op of section 11's list, or None when ``n`` is
-        not one (constants must be constant, bounds and slopes included)."""
+        """The non-constant operands of an elementwise op of the list in docs/metrics.md (Noise models), or
+        None when ``n`` is not one (constants must be constant, bounds and slopes included)."""
         if n.domain not in DEFAULT_DOMAINS or not n.output or not n.output[0]:
             return None
         op = n.op_type
@@ -212,7 +212,7 @@ class SiteFinder:
         return found
 
     def unit_site(self, output: str) -> Site | None:
-        """Forward from a layer's output: section 5's walk to ``z``, then the frontier is replaced one
+        """Forward from a layer's output: the activity walk (docs/metrics.md) to ``z``, then the frontier is replaced one
         tensor at a time, the one produced first first, by its consumers' outputs, until it is one
         tensor ``x`` once a nonlinear op has been passed; ``x`` then moves on to the last nonlinear op's
         output along single-consumer one-operand elementwise ops."""

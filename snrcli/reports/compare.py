@@ -53,7 +53,7 @@ class Run:
 
     report: dict[str, Any]
     label: str                  # shown to the user (the path given, <stdin>, the model path)
-    source: str                 # the spec as given on the command line
+    source: str                 # the RUN as given on the command line
     kind: str                   # "file", "run-folder", "stdin" or "model" (analysed on the fly)
     path: str | None = None     # the report file read (None for stdin and models)
     sha256: str | None = None   # of the report bytes read (None for a model analysed on the fly)

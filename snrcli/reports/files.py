@@ -50,7 +50,7 @@ class LoadedReport:
 
     report: dict[str, Any]
     label: str            # shown to the user: the path as given, or <stdin>
-    source: str           # the spec as given ("runs/a", "a.json", "-")
+    source: str           # the RUN as given ("runs/a", "a.json", "-")
     kind: str             # "file", "run-folder" or "stdin"
     path: str | None      # the file actually read (None for stdin)
     sha256: str           # of the bytes read

@@ -1,4 +1,4 @@
-"""The report object, schema ``snr-report/1`` (spec section 8), and its JSON/CSV writers.
+"""The report object, schema ``snr-report/1`` (docs/report-format.md), and its JSON/CSV writers.
 
 Every writer is a small formatter over the same ``Report`` so the table, the
 JSON and the CSV files cannot drift apart. Non-finite numbers become null.

@@ -1,4 +1,4 @@
-"""Streamed, mergeable per-layer statistics (spec section 2).
+"""Streamed, mergeable per-layer statistics (docs/metrics.md, Statistics gathered per layer).
 
 Co-moments use sums shifted by a fixed reference (the first batch's means), so
 large means do not cancel and the result does not depend on how the data is
@@ -7,7 +7,7 @@ split into batches beyond rounding. Products of activations follow ``products``
 other sum is float64. Every
 accumulator has ``merge`` so that shards of a data set can be combined.
 
-Four routes give the same cov(x_j, y_i) (y = W x, spec section 2):
+Four routes give the same cov(x_j, y_i) (y = W x, docs/metrics.md, Statistics gathered per layer):
 
 - ``gram`` (dense, P <= GRAM_RATIO * M inputs per unit): the shifted Gram matrix
   of x, times W^T at the end; half a P x P product per sample, output not read;
@@ -319,7 +319,7 @@ def gate_matrix(gate: np.ndarray, y_shape: tuple[int, ...], unit_axis: int, unit
 
 
 class LayerStats:
-    """Everything section 2 needs for one layer, gathered batch by batch."""
+    """Everything docs/metrics.md's statistics per layer need for one layer, gathered batch by batch."""
 
     def __init__(self, layer: Layer, exact: bool = False):
         self.layer = layer
