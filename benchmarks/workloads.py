@@ -128,6 +128,17 @@ def transformer_mlp(t: int = 128, f: int = 256) -> onnx.ModelProto:
     return b.model(["N", t, f], b.node("Add", [h, "x"]), ["N", t, f])
 
 
+def transformer_mlp_gelu(t: int = 128, f: int = 256) -> onnx.ModelProto:
+    """``transformer_mlp`` with GELU as exporters write it: Mul(Mul(z, 0.5), Add(Erf(Div(z, sqrt 2)), 1))."""
+    b = Builder(4)
+    z = b.matmul("x", f, 4 * f)
+    half = b.node("Mul", [z, b.const("half", np.array(0.5, np.float32))])
+    cdf = b.node("Add", [b.node("Erf", [b.node("Div", [z, b.const("sqrt2", np.array(np.sqrt(2), np.float32))])]),
+                         b.const("one", np.array(1.0, np.float32))])
+    h = b.matmul(b.node("Mul", [half, cdf]), 4 * f, f)
+    return b.model(["N", t, f], b.node("Add", [h, "x"]), ["N", t, f])
+
+
 def cnn_wide() -> onnx.ModelProto:
     """The larger CNN: 4 conv layers of 64 channels (3x3, pad 1) on 32x32, global pooling, dense 10."""
     b = Builder(5)

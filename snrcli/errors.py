@@ -1,4 +1,4 @@
-"""Errors a user can fix, each with the exit code that README documents.
+"""Errors a user can fix, each with the exit code that docs/troubleshooting.md documents.
 
 The CLI turns these into one line on stderr; the core never calls ``sys.exit``.
 """
@@ -10,7 +10,9 @@ EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
 EXIT_INTERNAL = 4
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130     # Ctrl-C (SIGINT)
+EXIT_BROKEN_PIPE = 141     # stdout closed before everything was printed (like a shell's SIGPIPE status)
+EXIT_TERMINATED = 143      # SIGTERM
 
 
 class SnrError(Exception):

@@ -4,6 +4,8 @@
   ``snrcli.analyze`` or the CLI in-process) is validated against
   ``snrcli.reports.report.schema()`` and scanned for NaN/Infinity; an invalid report
   fails the test that produced it. ``validated_reports`` counts them.
+- Every compare, correlate and check result turned into a dict is validated against its shipped
+  schema (``snr-compare/1``, ``snr-correlate/1``, ``snr-check/1``).
 - ``run_cli``: click's CliRunner with NO_COLOR=1 and COLUMNS=120, run inside
   ``tmp_path``, asserting the exit code and showing stdout and stderr on failure.
 """
@@ -63,6 +65,36 @@ def _validate_every_report(monkeypatch):
         return report
 
     monkeypatch.setattr(api, "build_report", build_and_check)
+    yield
+
+
+def check_output_dict(d: dict, name: str) -> None:
+    """Raise AssertionError when ``d`` breaks the shipped schema ``name`` (snr-compare/1, ...)."""
+    import jsonschema
+
+    from snrcli.reports.report import schema
+
+    json.dumps(d, allow_nan=False)
+    errors = sorted(jsonschema.Draft202012Validator(schema(name)).iter_errors(d), key=lambda e: list(e.path))
+    assert not errors, f"output breaks {name}: " + "; ".join(
+        f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5])
+
+
+@pytest.fixture(autouse=True)
+def _validate_every_output(monkeypatch):
+    """Every compare, correlate and check result turned into JSON in any test is validated like the reports."""
+    from snrcli.reports.check import CheckResult
+    from snrcli.reports.compare import Comparison
+    from snrcli.reports.correlate import Correlation
+
+    for cls, name in ((Comparison, "snr-compare/1"), (Correlation, "snr-correlate/1"), (CheckResult, "snr-check/1")):
+        def checked(self, _original=cls.to_dict, _name=name):
+            from snrcli.reports.report import clean
+
+            d = _original(self)
+            check_output_dict(clean(d), _name)   # as written: non-finite numbers become null
+            return d
+        monkeypatch.setattr(cls, "to_dict", checked)
     yield
 
 

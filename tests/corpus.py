@@ -33,6 +33,22 @@ NP_TO_ONNX = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): Ten
 # --------------------------------------------------------------------------- network descriptions
 
 @dataclass
+class Act:
+    """One elementwise op after a layer, on the running tensor t: ``op(t, **attrs)``; with ``const``, the
+    binary ``op(t, const)`` (``op(const, t)`` when ``left``); with ``gate``, the binary ``op(t, gate(t))``
+    (SiLU is ``Act("Mul", gate="Sigmoid")``). Clip's bounds are ``attrs`` min and max."""
+
+    op: str
+    attrs: dict = field(default_factory=dict)
+    const: float | None = None
+    left: bool = False
+    gate: str | None = None
+
+
+ACT_OPSETS = {"Gelu": 20, "Mish": 18}
+
+
+@dataclass
 class Dense:
     """``y = W x`` with ``W`` of shape (units, inputs); ``op`` Gemm (bias as C) or MatMul (+ Add bias)."""
 
@@ -41,6 +57,7 @@ class Dense:
     relu: bool = True
     op: str = "Gemm"
     trans_b: bool = True      # Gemm only: store W as (units, in) with transB=1, else W.T with transB=0
+    act: tuple = ()           # elementwise ops after the layer (``Act``), in place of the ReLU
 
     @property
     def units(self) -> int:
@@ -59,6 +76,7 @@ class Conv:
     auto_pad: str = "NOTSET"
     group: int = 1
     relu: bool = True
+    act: tuple = ()
 
     @property
     def units(self) -> int:
@@ -105,7 +123,7 @@ def stack_model(stack: Stack, dtype=np.float32, input_name: str = "x", output_na
             nodes.append(helper.make_node("Flatten", [t], [out], name=f"flatten{k}", axis=1))
             t = out
             continue
-        pre = out if not L.relu else f"pre{k}"
+        pre = out if not (L.relu or L.act) else f"pre{k}"
         if isinstance(L, Dense):
             if L.op == "Gemm":
                 w = const(f"W{k}", L.W if L.trans_b else L.W.T)
@@ -130,12 +148,32 @@ def stack_model(stack: Stack, dtype=np.float32, input_name: str = "x", output_na
                 attrs["pads"] = list(L.pads)
             ins = [t, const(f"W{k}", L.W)] + ([const(f"b{k}", L.b)] if L.b is not None else [])
             nodes.append(helper.make_node("Conv", ins, [pre], name=f"conv{k}", **attrs))
-        if L.relu:
+        if L.act:
+            t = pre
+            for i, a in enumerate(L.act):
+                nxt = out if i == len(L.act) - 1 else f"act{k}_{i}"
+                if a.gate:
+                    nodes.append(helper.make_node(a.gate, [t], [f"gate{k}_{i}"], name=f"gate{k}_{i}"))
+                    ins = [t, f"gate{k}_{i}"]
+                elif a.const is not None:
+                    c = const(f"c{k}_{i}", np.array(a.const))
+                    ins = [c, t] if a.left else [t, c]
+                elif a.op == "Clip":
+                    ins = [t] + [const(f"{b}{k}_{i}", np.array(a.attrs[b])) if b in a.attrs else ""
+                                 for b in ("min", "max")]
+                else:
+                    ins = [t]
+                attrs = {} if a.op == "Clip" else a.attrs
+                nodes.append(helper.make_node(a.op, ins, [nxt], name=f"{a.op.lower()}{k}_{i}", **attrs))
+                t = nxt
+        elif L.relu:
             nodes.append(helper.make_node("Relu", [pre], [out], name=f"relu{k}"))
         t = out
     graph = helper.make_graph(nodes, "stack", [helper.make_tensor_value_info(input_name, et, ["N", *stack.item])],
                               [helper.make_tensor_value_info(output_name, et, None)], inits)
-    return fill_outputs(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]))
+    used = {n.op_type for n in nodes}
+    opset = max([OPSET] + [v for op, v in ACT_OPSETS.items() if op in used])
+    return fill_outputs(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]))
 
 
 def fill_outputs(m: onnx.ModelProto) -> onnx.ModelProto:

@@ -1,5 +1,8 @@
 """A slow, obviously-correct reading of the SNR spec (shared/spec/metrics.md), unit by unit.
 
+Section 11 (the activation noise model) on chains of elementwise ops after each layer lives in
+``reference_act``; ``reference(..., noise_model="activation")`` uses it.
+
 Written from the spec alone, without ``snrcli``: it takes a ``corpus.Stack`` (a chain
 of dense and conv layers with their weights), runs it forward in float64 numpy, and
 for every weighted layer computes section 2-7 quantities with plain loops:
@@ -26,6 +29,7 @@ from fractions import Fraction
 
 import numpy as np
 
+import reference_act as A
 from corpus import Conv, Dense, Flatten, Stack
 
 
@@ -93,6 +97,10 @@ class LayerIO:
     layer: object            # Dense or Conv
     x: np.ndarray            # the layer's input tensor (all items)
     pre: np.ndarray          # W x + b (before the ReLU), same layout as the ONNX output
+    elems: list = None       # the chain of elementwise ops after the layer (reference_act.Elem)
+    values: list = None      # values[k]: the input of elems[k]; values[-1]: the chain's output
+    inexact_from: int = 0    # values[k] for k >= this may differ between float32 and float64 forwards
+    prev: "LayerIO | None" = None   # the layer whose chain output (through Flatten) is this layer's input
 
 
 @dataclass
@@ -102,7 +110,7 @@ class Forward:
     exact_in_float32: bool
 
 
-def _dense(L: Dense, X: np.ndarray) -> np.ndarray:
+def _dense(L: Dense, X: np.ndarray, bias: bool = True) -> np.ndarray:
     """Dense layer over the last axis; leading axes (batch, sequence, ...) are independent samples."""
     assert X.shape[-1] == L.W.shape[1], f"dense layer of {L.W.shape} fed {X.shape}"
     rows = X.reshape(-1, X.shape[-1])
@@ -110,7 +118,7 @@ def _dense(L: Dense, X: np.ndarray) -> np.ndarray:
     for s in range(rows.shape[0]):
         for i in range(L.units):
             out[s, i] = math.fsum(float(L.W[i, j]) * float(rows[s, j]) for j in range(rows.shape[1])) + \
-                (float(L.b[i]) if L.b is not None else 0.0)
+                (float(L.b[i]) if L.b is not None and bias else 0.0)
     return out.reshape(X.shape[:-1] + (L.units,))
 
 
@@ -131,18 +139,29 @@ def _conv(L: Conv, X: np.ndarray) -> np.ndarray:
 
 
 def forward(stack: Stack, x: np.ndarray) -> Forward:
-    """Run the stack in float64; record each weighted layer's input and pre-activation."""
+    """Run the stack in float64; record each weighted layer's input, pre-activation and chain values."""
     t = np.asarray(x, dtype=np.float64)
     ios = []
     exact = bool(np.all(t == t.astype(np.float32)))
+    prev = None
     for L in stack.layers:
         if isinstance(L, Flatten):
             t = t.reshape(t.shape[0], -1)
             continue
         pre = _dense(L, t) if isinstance(L, Dense) else _conv(L, t)
-        ios.append(LayerIO(L, t, pre))
         exact = exact and bool(np.all(pre == pre.astype(np.float32))) and bool(np.all(np.abs(pre) < 2.0 ** 20))
-        t = np.maximum(pre, 0.0) if L.relu else pre
+        elems = A.elements(L)
+        node_out = _dense(L, t, bias=False) if elems and elems[0].bias is not None else pre
+        values = [node_out]
+        with np.errstate(all="ignore"):
+            for e in elems:
+                values.append(e.value(values[-1]))
+        inexact_from = 0 if not exact else next((k + 1 for k, e in enumerate(elems) if not A.exact(e)), len(elems))
+        io = LayerIO(L, t, pre, elems, values, inexact_from, prev)
+        ios.append(io)
+        prev = io
+        t = values[-1]
+        exact = exact and inexact_from == len(elems)
     return Forward(ios, t, exact)
 
 
@@ -194,6 +213,8 @@ class LayerRef:
     S_centred: list[float | None] | None
     G_centred: list[float | None] | None
     classifier: bool
+    input_activation: list[str] | None = None   # spec section 11: the sites' op lists (under both models)
+    unit_activation: list[str] | None = None
 
     @property
     def undefined_units(self) -> int:
@@ -252,10 +273,49 @@ def channel_stats(X: np.ndarray, axis: int) -> tuple[list[float], list[float]]:
     return m, a
 
 
+def activation_sites(io: LayerIO, noise_model: str) -> tuple[list | None, list | None, list | None, list | None]:
+    """Spec section 11: (input site ops, unit site ops, a_j per input channel, r_i per unit); a_j and r_i
+    are None where sections 2 and 5 apply (no site, a non-finite slope, or the relu model)."""
+    L = io.layer
+    a = r = in_ops = unit_ops = None
+    prev = io.prev
+    site = A.input_site(prev.elems) if prev is not None else None
+    s2 = A.site_s2(site, prev.values) if site is not None else None
+    if s2 is not None:
+        in_ops = site.ops
+        if noise_model == "activation":
+            s2 = s2.reshape(io.x.shape)            # element for element (Flatten keeps the order)
+            top = s2.max()
+            axis = 1 if isinstance(L, Conv) else s2.ndim - 1
+            a = [0.0 if top == 0 else float(np.take(s2, c, axis=axis).mean() / top) for c in range(s2.shape[axis])]
+    site = A.unit_site(io.elems)
+    s2 = A.site_s2(site, io.values)
+    if s2 is not None:
+        unit_ops = site.ops
+        if noise_model == "activation":
+            top = s2.max()
+            per_unit = [np.take(s2, i, axis=1 if isinstance(L, Conv) else s2.ndim - 1) for i in range(L.units)]
+            r = [0.0 if top == 0 else float(u.mean() / top) for u in per_unit]
+    return in_ops, unit_ops, a, r
+
+
+def section5_activity(io: LayerIO) -> list[float]:
+    """r_i: the fraction of a unit's samples where section 5's gate (a Relu, or Clip min 0) is > 0; else 1."""
+    L = io.layer
+    gate = A.section5_gate(io.elems, io.values)
+    if gate is None:
+        return [1.0] * L.units
+    axis = 1 if isinstance(L, Conv) else gate.ndim - 1
+    return [float((np.take(gate, i, axis=axis) > 0).mean()) for i in range(L.units)]
+
+
 def layer_reference(io: LayerIO, *, classifier: bool, min_level: float = 0.01,
-                    min_activity: float = 0.01) -> LayerRef:
+                    min_activity: float = 0.01, noise_model: str = "relu") -> LayerRef:
     L = io.layer
     m_ch, a_ch = channel_stats(io.x, axis=1 if isinstance(L, Conv) else -1)   # conv: channels; dense: features
+    in_ops, unit_ops, a_act, r_act = activation_sites(io, noise_model)
+    a_ch = a_ch if a_act is None else a_act
+    r_all = section5_activity(io) if r_act is None else r_act
     top = max(m_ch)
     kept_ch = [(a >= min_activity) and (a > 0) and (m > min_level * top) for m, a in zip(m_ch, a_ch)]
     k = int(np.prod(L.W.shape[2:])) if isinstance(L, Conv) else 1
@@ -271,7 +331,7 @@ def layer_reference(io: LayerIO, *, classifier: bool, min_level: float = 0.01,
         f = unit_figures(w, cov, [m_ch[c] for c in chan], [a_ch[c] for c in chan], [kept_ch[c] for c in chan])
         S.append(f.S)
         G.append(f.G)
-        r.append(sum(p > 0 for p in pre) / len(pre) if L.relu else 1.0)
+        r.append(r_all[i])
         per_unit.append((rows, chan))
     S_c = G_c = None
     if classifier:
@@ -292,14 +352,15 @@ def layer_reference(io: LayerIO, *, classifier: bool, min_level: float = 0.01,
             G_c.append(f.G)
     samples = len(per_unit[0][0])
     return LayerRef(units=units, inputs=len(m_ch) * k, inputs_kept=sum(kept_ch) * k, samples=samples,
-                    S=S, G=G, r=r, S_centred=S_c, G_centred=G_c, classifier=classifier)
+                    S=S, G=G, r=r, S_centred=S_c, G_centred=G_c, classifier=classifier,
+                    input_activation=in_ops, unit_activation=unit_ops)
 
 
 def is_classifier(stack: Stack, centre: bool = True) -> bool:
     """Spec section 6 for a Stack: the last layer is the classifier when its output is the graph output
-    (no ReLU after it) and it is not a grouped conv."""
+    (no ReLU or other elementwise op after it) and it is not a grouped conv."""
     last = stack.layers[-1]
-    if not centre or not isinstance(last, (Dense, Conv)) or last.relu:
+    if not centre or not isinstance(last, (Dense, Conv)) or last.relu or last.act:
         return False
     return not (isinstance(last, Conv) and last.group > 1)
 
@@ -313,12 +374,13 @@ class NetworkRef:
 
 
 def reference(stack: Stack, x: np.ndarray, *, min_level: float = 0.01, min_activity: float = 0.01,
-              centre: bool = True, fwd: Forward | None = None) -> NetworkRef:
-    """Every layer's figures and the network sums (spec sections 2-7)."""
+              centre: bool = True, fwd: Forward | None = None, noise_model: str = "relu") -> NetworkRef:
+    """Every layer's figures and the network sums (spec sections 2-7, and 11 for ``noise_model``)."""
     fwd = fwd or forward(stack, x)
     cls = is_classifier(stack, centre)
     n = len(fwd.layers)
-    layers = [layer_reference(io, classifier=cls and k == n - 1, min_level=min_level, min_activity=min_activity)
+    layers = [layer_reference(io, classifier=cls and k == n - 1, min_level=min_level, min_activity=min_activity,
+                              noise_model=noise_model)
               for k, io in enumerate(fwd.layers)]
     final = layers[-1]
     hidden = [L.means()["G_mean"] for L in layers[:-1]]

@@ -885,11 +885,13 @@ def test_existing_out_folder_is_refused_and_left_alone(tmp_path, monkeypatch):
 def test_force_replaces_the_out_folder_atomically(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
-    r = invoke("analyze", mlp_file(tmp_path), "--data", mlp_data(tmp_path), "--out", out, "--force")
+    r = invoke("analyze", mlp_file(tmp_path), "--data", mlp_data(tmp_path), "--out", out)
+    assert r.exit_code == 0, describe(r)
+    first = (out / "report.json").read_text()
+    r = invoke("analyze", mlp_file(tmp_path), "--data", mlp_data(tmp_path, n=12), "--out", out, "--force")
     assert r.exit_code == 0, describe(r)
     assert sorted(os.listdir(out)) == ["layers.csv", "report.json", "units.csv"]
+    assert (out / "report.json").read_text() != first
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")], os.listdir(tmp_path)
 
 

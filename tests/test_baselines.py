@@ -39,3 +39,17 @@ def test_probabilities_recognises_probabilities_log_probabilities_and_logits():
     e = math.exp(2.0)
     np.testing.assert_allclose(probabilities(logits), [[e / (e + 2), 1 / (e + 2), 1 / (e + 2)]])
     assert max_confidence_sum(p) == pytest.approx(0.7 + 0.8)
+
+
+def test_scores_in_zero_one_that_do_not_sum_to_one_are_softmaxed():
+    """Sigmoid-style rows (every score in [0, 1], rows not summing to 1) are scores, not probabilities:
+    the max-softmax baseline applies softmax to them."""
+    rows = np.array([[0.2, 0.3, 0.1], [0.9, 0.8, 0.95], [0.0, 1.0, 1.0]])
+    e = np.exp(rows)
+    want = (e.max(axis=1) / e.sum(axis=1))
+    np.testing.assert_allclose(probabilities(rows), e / e.sum(axis=1, keepdims=True), rtol=1e-12)
+    assert max_confidence_sum(rows) == pytest.approx(want.sum(), rel=1e-12)
+    assert max_confidence_sum(rows) != pytest.approx(rows.max(axis=1).sum())   # 0.3 + 0.95 + 1.0 taken as is
+    # rows of probabilities (summing to 1) stay as they are
+    p = np.array([[0.2, 0.3, 0.5]])
+    assert max_confidence_sum(p) == pytest.approx(0.5)

@@ -123,7 +123,11 @@ def test_fmt_num_keeps_the_verdict():
     assert fmt_num(4.124903) == "4.1249"
     assert fmt_num(3) == "3"
     assert fmt_num(0.0) == "0.0000"
-    assert fmt_num(1.5e-5) == "1.5e-05"
+    # zero up to rounding prints as zero, whatever its sign; the verdict still decides
+    assert fmt_num(1.5e-5) == fmt_num(-1.74409e-07) == "0.0000"
+    assert fmt_num(-1.74409e-07, keep=lambda x: not (x > 0)) == "0.0000"
+    assert fmt_num(1.74409e-07, keep=lambda x: not (x > 0)) == "1.74409e-07"
+    assert fmt_num(2.5e7) == "2.5e+07"
     # 2.49999 would print as 2.5000 and look like it passes >= 2.5: the exact value is shown instead
     assert fmt_num(2.4999999, keep=lambda x: x >= 2.5) == "2.4999999"
     assert fmt_num(2.51234, keep=lambda x: x >= 2.5) == "2.5123"

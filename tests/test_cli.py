@@ -168,6 +168,10 @@ def test_analyze_out_dir(run_cli, net, tmp_path):
     res = run_cli("analyze", net[0], "--data", net[1], "--out", "run1", code=2)
     assert "--force" in res.stderr and "Traceback" not in res.stderr
     assert (folder / "keep.txt").read_text() == "mine"
+    # --force replaces only a folder of snr's own files: refused while keep.txt is there
+    res = run_cli("analyze", net[0], "--data", net[1], "--out", "run1", "--force", code=2)
+    assert "keep.txt" in res.stderr and (folder / "keep.txt").read_text() == "mine"
+    (folder / "keep.txt").unlink()
     run_cli("analyze", net[0], "--data", net[1], "--out", "run1", "--force")
     assert sorted(p.name for p in folder.iterdir()) == ["layers.csv", "report.json", "units.csv"]
 
@@ -292,3 +296,16 @@ def test_null_network_figures_are_explained_in_the_table(run_cli, tmp_path):
     res = run_cli("analyze", "m.onnx", "--data", "m.npz", "--quiet")
     network_part = res.stdout[res.stdout.index("Network"):]
     assert any(word in network_part for word in ("undefined", "deadlayer", "layer 1", "null")), res
+
+
+def test_printable_escapes_what_would_drive_a_terminal():
+    from snrcli.safetext import printable
+
+    assert printable("fc1 layer/ü ✓") == "fc1 layer/ü ✓"                 # printable text is kept as is
+    assert printable("a\x1b[31mb\x07") == "a\\x1b[31mb\\x07"
+    assert printable("two\nlines\r\t") == "two\\nlines\\r\\t"
+    assert printable("\x7f\x85") == "\\x7f\\x85"                          # DEL and a C1 control
+    assert printable("half \ud800 char") == "half \\ud800 char"           # lone surrogate
+    assert printable("abc\u202edef\u2028") == "abc\\u202edef\\u2028"     # bidi override, line separator
+    assert printable(ValueError("x\ny")) == "x\\ny"
+    printable("half \ud800 char").encode("utf-8")                         # now encodable

@@ -329,16 +329,21 @@ def test_partial_through_the_cli_matches_hand_example(snr, tmp_path):
     line = next(l for l in res.stdout.splitlines() if "L1 fc1  G" in l)
     cells = [c.strip() for c in line.replace("│", "|").replace("┃", "|").split("|") if c.strip()]
     # figure, rho, p, tau, p, r, r^2, n, partial rho, p, n
-    assert cells[1] == "0.300" and cells[7] == "5"
-    assert cells[8:] == ["-0.800", "0.200", "5"]
+    assert cells[1] == "0.3000" and cells[7] == "5"
+    assert cells[8:] == ["-0.8000", "0.200", "5"]
     assert "rho | epochs" in res.stdout
 
 
 def test_covariates_errors(snr, tmp_path):
     paths = family(tmp_path)
     cov = write_cov(tmp_path, "run,epochs\nrun0,1\nrun1,2\nrun2,3\nrun3,4\nrun9,5\n")
-    res = snr(*paths, "--covariates", cov, "--target", "epochs", code=2)
-    assert "unknown run name(s) 'run9'" in res.stderr
+    res = snr(*paths, "--covariates", cov, "--target", "epochs", "--json")       # extra rows: one note
+    note = f"--covariates {cov}: 1 row for runs not given ignored ('run9')"
+    assert res.stderr.count("warning: --covariates") == 1 and f"warning: {note}" in res.stderr
+    assert json.loads(res.stdout)["warnings"][0] == note
+    cov = write_cov(tmp_path, "run,epochs\nrun0,1\nrun1,2\nrun2,3\nrunX,4\n")
+    res = snr(*paths, "--covariates", cov, "--target", "epochs", code=2)      # a typo leaves a run without a row
+    assert "has no row for" in res.stderr and "ignored rows: 'runX'" in res.stderr
     cov = write_cov(tmp_path, "run,epochs\nrun0,1\nrun1,2\nrun2,3\n")
     assert "has no row for" in snr(*paths, "--covariates", cov, "--target", "epochs", code=2).stderr
     cov = write_cov(tmp_path, "run,epochs\nrun0,1\nrun1,2\nrun2,3\nrun3,4\n")

@@ -356,6 +356,23 @@ def test_classifier_detection(tail, is_cls):
     assert [L.classifier for L in info.layers] == [False, False]
 
 
+@pytest.mark.parametrize("tail", [
+    [node("Relu", ["z"], ["r"]), node("Add", ["z", "r"], ["y"])],          # residual: z + Relu(z)
+    [node("Add", ["z", "z"], ["y"])],                                       # z + z
+    [node("Identity", ["z1"], ["skip"]), node("Gemm", ["skip", "W3"], ["s3"], name="fc3", transB=1),
+     node("Add", ["s3", "z"], ["y"])],                                      # two layers' outputs added
+], ids=["add-relu-residual", "add-itself", "add-two-layers"])
+def test_classifier_walk_stops_at_an_add_of_two_activations(tail):
+    """An Add passes the classifier walk only as a bias add (one constant operand): a residual sum of
+    two activations is not softmax-neutral, so no layer before it is the classifier."""
+    info = discover(head_model(*tail, extra_inits=[init("W3", np.ones((3, 5)))]))
+    assert info.accuracy_output == "y"
+    assert [L.classifier for L in info.layers] == [False] * len(info.layers)
+    # the same head with a constant bias instead of the second activation is a classifier
+    info = discover(head_model(node("Add", ["z", "bias"], ["y"])))
+    assert [L.classifier for L in info.layers] == [False, True]
+
+
 def test_softmax_opset_11_default_axis_on_2d_is_the_unit_axis():
     info = discover(head_model(node("Softmax", ["z"], ["p"]), opset=11))
     assert info.layers[1].classifier

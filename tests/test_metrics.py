@@ -560,3 +560,23 @@ def test_conv_classifier_centred_matches_reference(tmp_path, rng):
     assert rep.layers[0].unit_S_centred == pytest.approx(S, rel=1e-4, abs=1e-6)
     assert rep.layers[0].unit_G_centred == pytest.approx(G, rel=1e-4, abs=1e-6)
     assert layer(rep, 1)["G_mean_centred"] == pytest.approx(G.mean(), rel=1e-4)
+
+
+def test_S_is_clipped_to_one_for_weights_proportional_to_c():
+    """A unit whose scaled weights are exactly proportional to c has S = 1, but the float64 quotient
+    of eq. 10 can land a few ulp above 1 (above the report schema's maximum): S is clipped to [-1, 1]."""
+    rng = np.random.default_rng(0)
+    above, n = 0, 60
+    for _ in range(n):
+        p = int(rng.integers(2, 8))
+        w = rng.normal(size=(1, p))
+        k = float(rng.uniform(0.1, 10.0)) * (1 if rng.random() < 0.5 else -1)
+        ones = np.ones(p)
+        cov = (w * k).T.copy()                      # m = a = 1: c_1j = k w_1j exactly
+        S, G = metrics.unit_figures(w, cov, ones, ones, np.ones(p, bool))
+        assert -1.0 <= S[0] <= 1.0
+        assert abs(S[0]) == pytest.approx(1.0, abs=1e-15) and np.sign(S[0]) == np.sign(k)
+        c = cov.T                                   # eq. 10 as unit_figures evaluates it, unclipped
+        raw = np.einsum("ij,ij->i", w, c) / (np.linalg.norm(w, axis=1) * np.linalg.norm(c, axis=1))
+        above += abs(raw[0]) > 1.0
+    assert above > 0, "no case computed |S| above 1 before clipping: the test would not notice a missing clip"

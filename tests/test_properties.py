@@ -26,8 +26,9 @@ import snrcli
 import snrcli.stats.products
 import snrcli.stats.comoments
 import snrcli.stats.layer
-from corpus import Conv, Dense, Flatten, Stack, npz, save, stack_model
+from corpus import Act, Conv, Dense, Flatten, Stack, npz, save, stack_model
 import reference as R
+import reference_act as RA
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -165,7 +166,7 @@ def _units(values) -> list:
     return [None if v is None or not np.isfinite(v) else float(v) for v in values]
 
 
-def compare(report, ref: R.NetworkRef, label: str) -> None:
+def compare(report, ref: R.NetworkRef, label: str, rtol: float = RTOL, atol: float = ATOL) -> None:
     d = report.to_dict()
     assert len(d["layers"]) == len(ref.layers), label
     problems = []
@@ -173,21 +174,21 @@ def compare(report, ref: R.NetworkRef, label: str) -> None:
         want = lr.means()
         for key in LAYER_KEYS:
             got, exp = L[key], want[key]
-            ok = got == exp if key in EXACT_KEYS else _close(got, exp)
+            ok = got == exp if key in EXACT_KEYS else _close(got, exp, rtol, atol)
             if not ok:
                 problems.append(f"layer {L['index']} {key}: snr {got!r}, reference {exp!r}")
         for name, got, exp in (("S", Lobj.unit_S, lr.S), ("G", Lobj.unit_G, lr.G), ("r", Lobj.unit_r, lr.r)):
             got = _units(got)
-            if len(got) != len(exp) or not all(_close(g, e) for g, e in zip(got, exp)):
+            if len(got) != len(exp) or not all(_close(g, e, rtol, atol) for g, e in zip(got, exp)):
                 problems.append(f"layer {L['index']} unit {name}: snr {got}, reference {exp}")
         if lr.classifier:
             for name, got, exp in (("S_centred", Lobj.unit_S_centred, lr.S_centred),
                                    ("G_centred", Lobj.unit_G_centred, lr.G_centred)):
                 got = _units(got if got is not None else [])
-                if len(got) != len(exp) or not all(_close(g, e) for g, e in zip(got, exp)):
+                if len(got) != len(exp) or not all(_close(g, e, rtol, atol) for g, e in zip(got, exp)):
                     problems.append(f"layer {L['index']} unit {name}: snr {got}, reference {exp}")
     for key in ("G_hidden", "G_final", "G_total"):
-        if not _close(d["network"][key], getattr(ref, key)):
+        if not _close(d["network"][key], getattr(ref, key), rtol, atol):
             problems.append(f"network {key}: snr {d['network'][key]!r}, reference {getattr(ref, key)!r}")
     assert not problems, f"{label}:\n" + "\n".join(problems)
 
@@ -311,3 +312,190 @@ def test_one_kept_input_gives_plus_or_minus_one(tmp_path, min_activity):
     ref = R.reference(stack, x, min_activity=min_activity, centre=False)
     compare(report, ref, "one kept input")
     assert report.to_dict()["layers"][0]["inputs_kept"] == 1
+
+
+# --------------------------------------------------------------------------- activation noise model (spec 11)
+
+UNARY_ACTS = [Act("Relu"), Act("LeakyRelu", {"alpha": 0.25}), Act("Elu", {"alpha": 0.5}), Act("Selu"),
+              Act("Celu", {"alpha": 2.0}), Act("Sigmoid"), Act("HardSigmoid", {"alpha": 0.25, "beta": 0.5}),
+              Act("HardSwish"), Act("Tanh"), Act("Softplus"), Act("Softsign"), Act("Gelu"),
+              Act("Gelu", {"approximate": "tanh"}), Act("Mish"), Act("ThresholdedRelu", {"alpha": 1.0}), Act("Erf"),
+              Act("Abs"), Act("Neg"), Act("Identity"), Act("Clip", {"min": 0.0, "max": 2.0}),
+              Act("Clip", {"min": -1.0}), Act("Clip", {"max": 0.5})]
+CONST_ACTS = [Act("Add", const=0.5), Act("Add", const=-1.0), Act("Sub", const=0.5), Act("Sub", const=1.0, left=True),
+              Act("Mul", const=0.5), Act("Mul", const=-2.0), Act("Div", const=2.0), Act("Div", const=1.0, left=True),
+              Act("Pow", const=2.0), Act("Pow", const=3.0), Act("Max", const=0.25), Act("Min", const=1.0)]
+GATED_ACTS = [Act("Mul", gate="Sigmoid"), Act("Mul", gate="Tanh"), Act("Add", gate="Relu"), Act("Max", gate="Neg"),
+              Act("Min", gate="Tanh"), Act("Sub", gate="Softsign")]
+
+
+@st.composite
+def chains(draw) -> tuple:
+    """A random chain of elementwise ops (sometimes none, sometimes a lone Relu)."""
+    kind = draw(st.sampled_from(["none", "relu", "root", "chain", "chain", "chain", "chain"]))
+    pool = st.sampled_from(UNARY_ACTS + CONST_ACTS + GATED_ACTS)
+    if kind == "root":            # a root of a Relu or Abs: an infinite slope wherever the value is 0
+        root = (draw(st.sampled_from([Act("Relu"), Act("Abs")])), draw(st.sampled_from([Act("Sqrt"),
+                                                                                       Act("Pow", const=0.5)])))
+        return root + tuple(draw(st.lists(pool, max_size=1)))
+    if kind != "chain":
+        return kind
+    return tuple(draw(st.lists(pool, min_size=1, max_size=4)))
+
+
+def _with_chain(layer, chain) -> None:
+    if chain == "none":
+        layer.relu = False
+    elif chain == "relu":
+        layer.relu = True
+    else:
+        layer.relu, layer.act = False, chain
+
+
+@st.composite
+def act_dense_cases(draw):
+    """Dense stacks whose hidden layers end in random chains; small data (no large means: saturating
+    ops would round differently in float32 and float64)."""
+    depth = draw(st.integers(2, 3))
+    width = draw(st.integers(1, 4))
+    seq = draw(st.sampled_from([None, None, 2]))
+    f_in, layers = width, []
+    for k in range(depth):
+        units = draw(st.integers(1, 4))
+        W = _quarters(draw, (units, width))
+        b = _quarters(draw, (units,)) if draw(st.booleans()) else None
+        op = "MatMul" if seq else draw(st.sampled_from(["Gemm", "MatMul"]))
+        L = Dense(W, b, relu=False, op=op, trans_b=draw(st.booleans()))
+        if k < depth - 1:
+            _with_chain(L, draw(chains()))
+        layers.append(L)
+        width = units
+    n = draw(st.integers(3, 7))
+    item = (seq, f_in) if seq else (f_in,)
+    x = np.array(draw(st.lists(st.integers(-3, 3), min_size=n * math.prod(item), max_size=n * math.prod(item))),
+                 dtype=np.float64).reshape((n,) + item)
+    return Stack(item, layers), x, _thresholds(draw)
+
+
+@st.composite
+def act_conv_cases(draw):
+    """A conv layer ending in a random chain, a second conv or Flatten + Dense after it."""
+    channels, spatial = draw(st.integers(1, 2)), tuple(draw(st.integers(2, 4)) for _ in range(2))
+    units = draw(st.integers(1, 3))
+    c1 = Conv(_quarters(draw, (units, channels, 2, 2)), _quarters(draw, (units,)) if draw(st.booleans()) else None,
+              pads=(1, 0, 0, 1) if draw(st.booleans()) else (), relu=False)
+    _with_chain(c1, draw(chains()))
+    out = R.conv_out_shape(c1, spatial)
+    if draw(st.booleans()):
+        second = [Flatten(), Dense(_quarters(draw, (2, units * math.prod(out))), None, relu=False)]
+    else:
+        second = [Conv(_quarters(draw, (2, units, 1, 1)), None, relu=False)]
+    n = draw(st.integers(2, 4))
+    x = np.array(draw(st.lists(st.integers(-3, 3), min_size=n * channels * math.prod(spatial),
+                               max_size=n * channels * math.prod(spatial))), dtype=np.float64)
+    return Stack((channels,) + spatial, [c1] + second), x.reshape((n, channels) + spatial), _thresholds(draw)
+
+
+def check_activation_model(stack: Stack, x: np.ndarray, thresholds: dict) -> None:
+    """Both noise models against the reference, at several batch sizes; site lists exactly."""
+    fwd = R.forward(stack, x)
+    assume(all(np.all(np.isfinite(v)) and np.all(np.abs(v) < 1e6) for io in fwd.layers for v in io.values))
+    assume(not any(RA.near_kink(io.elems, io.values, io.inexact_from) for io in fwd.layers))
+    rtol, atol = (RTOL, ATOL) if fwd.exact_in_float32 else (2e-5, 1e-6)
+    with tempfile.TemporaryDirectory(prefix="snr-prop-") as tmp:
+        model = save(Path(tmp) / "model.onnx", stack_model(stack))
+        data = npz(Path(tmp) / "data.npz", x=x.astype(np.float32))
+        for noise_model in ("relu", "activation"):
+            ref = R.reference(stack, x, fwd=fwd, noise_model=noise_model, min_level=thresholds["min_level"],
+                              min_activity=thresholds["min_activity"], centre=thresholds["centre_classifier"])
+            for what, seen in (("site found", any(L.unit_activation for L in ref.layers)),
+                               ("slope not finite", any(RA.site_s2(find(io.elems), io.values) is None
+                                                        and find(io.elems) is not None
+                                                        for io in fwd.layers for find in (RA.unit_site,
+                                                                                          RA.input_site))),
+                               ("inexact forward", not fwd.exact_in_float32)):
+                if seen:
+                    event(what)
+            for bs in sorted({1, 3, len(x)}):
+                with np.errstate(all="ignore"):
+                    report = snrcli.analyze(model, data, batch_size=bs, noise_model=noise_model, **thresholds)
+                label = f"{noise_model}, batch size {bs} of {len(x)} items, {thresholds}"
+                compare(report, ref, label, rtol=rtol, atol=atol)
+                got = [(L["input_activation"], L["unit_activation"]) for L in report.to_dict()["layers"]]
+                assert got == [(L.input_activation, L.unit_activation) for L in ref.layers], label
+
+
+@PROPERTY_SETTINGS
+@given(act_dense_cases())
+def test_dense_stacks_with_activation_chains_match_the_reference(case):
+    check_activation_model(*case)
+
+
+@settings(PROPERTY_SETTINGS, max_examples=max(30, _EXAMPLES // 2))
+@given(act_conv_cases())
+def test_conv_stacks_with_activation_chains_match_the_reference(case):
+    check_activation_model(*case)
+
+
+def _kink_free(op: str, attrs: dict, v: float) -> bool:
+    dist = RA.unary_kinks(op, attrs, np.array([v]))[0]
+    return dist > 1e-3 * max(1.0, abs(v))
+
+
+@settings(PROPERTY_SETTINGS, max_examples=max(200, _EXAMPLES))
+@given(st.sampled_from(range(len(UNARY_ACTS))), st.floats(-8, 8, allow_nan=False))
+def test_each_unary_slope_is_a_central_difference(k, v):
+    """snr's derivative of each op equals (f(v + h) - f(v - h)) / 2h in float64, away from kinks."""
+    from snrcli.analysis.slopes import UNARY as TABLE
+    a = UNARY_ACTS[k]
+    assume(_kink_free(a.op, a.attrs, v))
+    attrs = {"alpha": 0.01, "beta": 0.5, "gamma": 1.0, "approximate": "none", "lo": None, "hi": None,
+             **{"Selu": {"alpha": R.A.SELU_ALPHA, "gamma": R.A.SELU_GAMMA}}.get(a.op, {}), **a.attrs}
+    if a.op == "Clip":
+        attrs["lo"], attrs["hi"] = a.attrs.get("min"), a.attrs.get("max")
+    f = TABLE[a.op]
+    h = 1e-6 * max(1.0, abs(v))
+    fd = (float(f(np.float64(v + h), attrs)[0]) - float(f(np.float64(v - h), attrs)[0])) / (2 * h)
+    value, slope = f(np.float64(v), attrs)
+    assert math.isclose(float(slope), fd, rel_tol=1e-6, abs_tol=1e-8), (a, v, slope, fd)
+    want = RA.unary_value(a.op, a.attrs, np.array([v]))[0]     # the reference's own reading of the op
+    assert math.isclose(float(value), want, rel_tol=1e-12, abs_tol=1e-14), (a, v, value, want)
+
+
+@settings(PROPERTY_SETTINGS, max_examples=max(150, _EXAMPLES))
+@given(st.sampled_from(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"]), st.floats(0.1, 6, allow_nan=False),
+       st.floats(-3, 3, allow_nan=False), st.sampled_from(["left", "right", "both"]))
+def test_each_binary_slope_is_a_central_difference(op, a, b, which):
+    """The tangent of op(a, b) along the operands that vary (a constant's is not computed), in float64."""
+    from snrcli.analysis.slopes import BINARY as TABLE
+    assume(op not in ("Max", "Min") or abs(a - b) > 1e-3)
+    assume(op != "Div" or abs(b) > 0.1)
+    da, db = (1.0, None) if which == "left" else (None, 1.0) if which == "right" else (1.0, 1.0)
+    f = TABLE[op]
+
+    def value(t):
+        return float(f(np.float64(a + (t if da else 0)), np.float64(b + (t if db else 0)), da is None, db is None)[0])
+
+    _, pa, pb = f(np.float64(a), np.float64(b), da is None, db is None)
+    tangent = (float(pa) if da else 0.0) + (float(pb) if db else 0.0)
+    h = 1e-6
+    fd = (value(h) - value(-h)) / (2 * h)
+    assert math.isclose(tangent, fd, rel_tol=1e-6, abs_tol=1e-7), (op, a, b, which, tangent, fd)
+
+
+@pytest.mark.parametrize("act", UNARY_ACTS + CONST_ACTS + GATED_ACTS, ids=lambda a: f"{a.gate or ''}{a.op}{a.const}")
+def test_each_op_value_matches_onnxruntime(act, tmp_path):
+    """The reference's op values (checked against snr's by the central-difference test) are onnxruntime's."""
+    import onnxruntime as ort
+    z = np.linspace(-4, 4, 33)
+    layer = Dense(np.eye(33), None, relu=False, act=(act,))
+    model = stack_model(Stack((33,), [layer, Dense(np.eye(33), None, relu=False)]))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    mid = model.graph.node[-2].output[0]
+    from snrcli.analysis.runner import augmented
+    sess = ort.InferenceSession(augmented(model, [mid]).SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run([mid], {"x": z[None].astype(np.float32)})[0][0]
+    with np.errstate(all="ignore"):
+        want = RA.Elem(act).value(z)
+    ok = np.isfinite(want)
+    np.testing.assert_allclose(got[ok], want[ok], rtol=2e-6, atol=2e-6)

@@ -18,12 +18,13 @@ Two ways to give the data (nothing is downloaded):
       a proper split: a random subsample of the training file is the training
       set, a random subsample of the test file is held out.
 
-Each .npz holds ``images`` (uint8, N x 28 x 28) and ``labels``. Needs torch
-(``pip install torch``, CPU build) besides snrcli.
+Each .npz holds ``images`` (uint8, N x 28 x 28) and ``labels``. Needs the ``train`` extra
+(torch, CPU build, and scikit-learn) and the ``plot`` extra (matplotlib, for the plot):
+``pip install '.[train,plot]'``.
 
 Example:
-  python examples/mnist_family/run_family.py --data ../shared/data/mnist/mnist_test.npz \
-      --out /tmp/mnist_family --results examples/mnist_family/results/mnist
+  python examples/mnist_family/run_family.py --data mnist_test.npz \
+      --out fam/mnist --results examples/mnist_family/results/mnist
 """
 
 from __future__ import annotations

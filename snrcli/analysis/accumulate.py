@@ -9,12 +9,13 @@ from ..model.graph import GraphInfo, Layer
 from ..reports.report import LayerResult
 from ..stats.layer import LayerStats, needs_output
 from ..stats.threads import StatThreads
-from .baselines import max_confidence_sum
 from .metrics import layer_figures
+from .scoring import score
+from .sitestats import SiteResult, SiteStats, needed_tensors
 
 
-def _needed(info: GraphInfo) -> list[str]:
-    names: list[str] = []
+def _needed(info: GraphInfo, noise_model: str = "relu") -> list[str]:
+    names: list[str] = needed_tensors(info.layers, noise_model)
     for L in info.layers:
         names.append(L.input)
         if needs_output(L):
@@ -42,10 +43,11 @@ class Analysis:
     ``fold``.
     """
 
-    def __init__(self, info: GraphInfo, exact: bool = False):
+    def __init__(self, info: GraphInfo, exact: bool = False, noise_model: str = "relu"):
         self.info = info
         self.exact = exact
         self.stats = [LayerStats(L, exact=exact) for L in info.layers]
+        self.sites = SiteStats(info.layers, noise_model)   # slopes of the activation sites (docs/metrics.md, Noise models)
         self.gate_readers = gates_from_inputs(info.layers)   # layer position -> the layer whose input is its gate
         self.gate_from: dict[int, int | None] = {}   # ... fixed at the layer's first batch: None, counted by itself
         self.parts: dict[tuple[int, int], LayerStats] = {}   # (thread 1.., layer position) -> accumulators
@@ -127,6 +129,9 @@ class Analysis:
             if i in self.gate_readers and args[2] is not None:
                 args = self._gate_counted_elsewhere(i, args)
             self._add(self.stats[i], args, pool)
+        if self.sites.sites:
+            with np.errstate(all="ignore"):   # an infinite slope is recorded, not warned about here
+                self.sites.update(values, pool)
         if self.info.accuracy_output and self.score_problem is None:
             self._score(np.asarray(values[self.info.accuracy_output]), valid, labels)
 
@@ -188,10 +193,15 @@ class Analysis:
         if len(scores) != valid:
             self.score_problem = f"output {name!r} of shape {out.shape} does not give one class score vector per item"
             return
-        self.confidence_sum += max_confidence_sum(scores)
+        scored = score(scores, self.info.score_kind, name)
+        if isinstance(scored, str):
+            self.score_problem = scored
+            return
+        top, confidence = scored
+        self.confidence_sum += confidence
         self.scored += valid
         if labels is not None:
-            self.correct += int(np.count_nonzero(scores.argmax(axis=-1) == labels))
+            self.correct += int(np.count_nonzero(top == labels))
             self.labelled += valid
 
     def merge(self, other: "Analysis") -> None:
@@ -199,6 +209,7 @@ class Analysis:
         other.fold()
         for a, b in zip(self.stats, other.stats):
             a.merge(b)
+        self.sites.merge(other.sites)
         self.correct += other.correct
         self.labelled += other.labelled
         self.confidence_sum += other.confidence_sum
@@ -223,14 +234,24 @@ def gates_from_inputs(layers: list[Layer]) -> dict[int, int]:
     return found
 
 
-def layer_result(L: Layer, st: LayerStats, *, min_level: float, min_activity: float) -> LayerResult:
+def layer_result(L: Layer, st: LayerStats, *, min_level: float, min_activity: float,
+                 sites: SiteResult | None = None) -> LayerResult:
+    """One layer's figures; ``sites``: the activation noise model's a_j and r_i where it replaces the ReLU ones (docs/metrics.md)."""
     fin = st.finish()
+    if sites is not None and sites.a is not None:
+        fin.a = sites.a
+    if sites is not None and sites.r is not None:
+        fin.r = sites.r
     figs = layer_figures(L.weight, L.group, L.kernel_size, fin, min_level=min_level,
                          min_activity=min_activity, classifier=L.classifier)
     fields = {"index": L.index, "name": L.name, "op": L.op, "units": L.units, "inputs": L.inputs,
               "inputs_kept": figs.inputs_kept, "samples": fin.samples, "undefined_units": figs.undefined_units,
               "classifier": L.classifier, **figs.means()}
-    extra = {"undefined_reasons": figs.undefined_reasons or {}, "activity_gate": L.gate, "weight_shape": list(L.weight.shape),
-             "kernel": list(L.conv.kernel) if L.conv else None, "group": L.group}
+    input_ok, unit_ok = (True, True) if sites is None else (sites.input_ok, sites.unit_ok)
+    extra = {"node": L.node or L.name,
+             "input_activation": L.input_site.ops if L.input_site is not None and input_ok else None,
+             "unit_activation": L.unit_site.ops if L.unit_site is not None and unit_ok else None,
+             "undefined_reasons": figs.undefined_reasons or {}, "activity_gate": L.gate,
+             "weight_shape": list(L.weight.shape), "kernel": list(L.conv.kernel) if L.conv else None, "group": L.group}
     return LayerResult(fields=fields, unit_S=figs.S, unit_G=figs.G, unit_r=figs.r,
                        unit_S_centred=figs.S_centred, unit_G_centred=figs.G_centred, extra=extra)

@@ -1,6 +1,6 @@
-"""Reading the data set and cutting it into batches (spec section 9).
+"""Reading the data set and cutting it into batches (docs/metrics.md, How the model is run).
 
-``.npz`` and ``.npy`` files only, read with ``allow_pickle=False``. Knows the
+``.npz`` and ``.npy`` files only, opened by ``npzfile`` (``allow_pickle=False``). Knows the
 model's declared inputs (names, dtypes, dims) but nothing else about ONNX.
 """
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import DataError, UsageError
 from ..model.graph import GraphInput
+from .npzfile import NpzMember, read_arrays
 
 LABEL_KEY = "labels"
 
@@ -66,8 +67,9 @@ class Preprocess:
 
 
 def plan_preprocess(item: tuple[int, ...], dims: list, *, scale=None, mean=None, std=None,
-                    layout: str | None = None) -> Preprocess:
-    """Check the flags against the data's item shape and decide the transpose that fits the model input."""
+                    layout: str | None = None, model_layout: str | None = None) -> Preprocess:
+    """Check the flags against the data's item shape and decide the transpose that fits the model input
+    (``model_layout``: the layout the model input takes, where the graph tells; see model/layout.py)."""
     pre = Preprocess(scale=list(scale) if scale else None, mean=list(mean) if mean else None,
                      std=list(std) if std else None, layout=layout)
     if std and any(v == 0 for v in std):
@@ -79,9 +81,26 @@ def plan_preprocess(item: tuple[int, ...], dims: list, *, scale=None, mean=None,
         pre.channel_axis = n - 1 if layout == "nhwc" else 0
         perm = (n - 1,) + tuple(range(n - 1)) if layout == "nhwc" else tuple(range(1, n)) + (0,)
         moved = tuple(item[a] for a in perm)
-        want = dims[1:] if dims and len(dims) == n + 1 else dims
-        if not _fits(item, want) and _fits(moved, want):
+        want = dims[1:] if dims and len(dims) == n + 1 else list(dims or [])
+        as_is, turned = _fits(item, want), _fits(moved, want)
+        other = "nchw" if layout == "nhwc" else "nhwc"
+        if model_layout is not None:
+            as_is, turned = as_is and model_layout == layout, turned and model_layout != layout
+            if not (as_is or turned):
+                raise DataError(f"--layout {layout}: the model input takes {model_layout} items {_fmt_shape(dims)}, "
+                                f"and items of shape {item} read as {layout} do not fit it"
+                                + ("" if model_layout == layout else f" once transposed to {moved}"))
+        if turned and not as_is:
             pre.transpose = perm
+        elif not as_is:
+            raise DataError(f"--layout {layout}: items of shape {item} fit the model input {_fmt_shape(dims)} "
+                            f"neither as they are nor transposed to {other} {moved}"
+                            if dims else f"--layout {layout}: the model input declares no shape, so whether to "
+                            "transpose the items cannot be decided; transpose the data yourself and drop --layout")
+        elif turned and moved != item:
+            raise DataError(f"--layout {layout}: items of shape {item} fit the model input {_fmt_shape(dims)} both "
+                            f"as they are and transposed to {other} {moved}, so its layout cannot be told; "
+                            "transpose the data yourself and drop --layout")
     lists = [v for v in (scale, mean, std) if v and len(v) > 1]
     if lists:
         size = len(lists[0])
@@ -116,120 +135,13 @@ class Dataset:
     preprocess: dict[str, Preprocess] = field(default_factory=dict)
     label_format: str | None = None  # "class ids" or "one-hot"
     deferred_check: tuple[str, ...] = ()  # inputs tested for NaN/Inf batch by batch, as ``batches`` reads them
+    label_key: str | None = None
+    label_width: int | None = None   # one-hot labels: the number of columns
 
 
 def _fmt_shape(dims) -> str:
     return "(" + ", ".join("N" if d is None or isinstance(d, str) else str(d) for d in dims) + \
         ("," if len(dims) == 1 else "") + ")"
-
-
-class NpzMember:
-    """One array of an .npz file, read lazily: memory-mapped when stored uncompressed, else streamed.
-
-    Supports ``len``, ``shape``, ``dtype``, ``ndim`` and slicing along axis 0; reading
-    batches in order never holds more than one batch in memory.
-    """
-
-    def __init__(self, path: Path, member: str):
-        self.path, self.member = path, member
-        with zipfile.ZipFile(path) as z:
-            info = z.getinfo(member)
-            with z.open(info) as f:
-                version = np.lib.format.read_magic(f)
-                read = np.lib.format.read_array_header_1_0 if version[0] == 1 else np.lib.format.read_array_header_2_0
-                shape, fortran, dtype = read(f)
-                header = f.tell()
-        if dtype.hasobject:
-            raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
-        self.shape, self.dtype, self._fortran = tuple(shape), np.dtype(dtype), fortran
-        self._row = int(np.prod(self.shape[1:])) * self.dtype.itemsize
-        self._header = header
-        self._mmap = None
-        if info.compress_type == zipfile.ZIP_STORED and not fortran:
-            with open(path, "rb") as raw:
-                raw.seek(info.header_offset)
-                local = raw.read(30)
-                name_len, extra_len = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
-            offset = info.header_offset + 30 + name_len + extra_len + header
-            self._mmap = np.memmap(path, dtype=self.dtype, mode="r", offset=offset, shape=self.shape)
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __len__(self) -> int:
-        return self.shape[0] if self.shape else 0
-
-    def __array__(self, dtype=None, copy=None):
-        a = self[:]
-        return a if dtype is None else a.astype(dtype)
-
-    def __getitem__(self, key):
-        try:
-            return self._get(key)
-        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:
-            raise DataError(f"cannot read array {self.member[:-4]!r} of {self.path} ({type(e).__name__}: {e}); "
-                            "is the file truncated?") from e
-
-    def _get(self, key):
-        if self._mmap is not None:
-            return np.asarray(self._mmap[key])
-        if self._fortran or not self.shape:
-            with zipfile.ZipFile(self.path) as z, z.open(self.member) as f:
-                return np.load(f, allow_pickle=False)[key]
-        if isinstance(key, (int, np.integer)):
-            return self._get(slice(int(key), int(key) + 1 if key != -1 else None))[0]
-        if not isinstance(key, slice) or key.step not in (None, 1):
-            return np.asarray(self._get(slice(None)))[key]
-        start, stop, _ = key.indices(len(self))
-        stop = max(start, stop)
-        f = self._stream_at(self._header + start * self._row)
-        data = f.read((stop - start) * self._row)
-        self._pos = self._header + stop * self._row
-        if len(data) != (stop - start) * self._row:
-            raise EOFError("fewer bytes than the array header promises")
-        return np.frombuffer(data, dtype=self.dtype).reshape((stop - start,) + self.shape[1:]).copy()
-
-    def _stream_at(self, offset: int):
-        """An open decompressing stream positioned at ``offset``; reused while reads move forward."""
-        stream = getattr(self, "_stream", None)
-        if stream is None or offset < self._pos:
-            self.close()
-            self._zip = zipfile.ZipFile(self.path)
-            stream = self._stream = self._zip.open(self.member)
-            self._pos = 0
-        if offset > self._pos:
-            stream.seek(offset)  # forward: decompresses only the gap
-        self._pos = offset
-        return stream
-
-    def close(self) -> None:
-        for name in ("_stream", "_zip"):
-            obj = getattr(self, name, None)
-            if obj is not None:
-                obj.close()
-            setattr(self, name, None)
-
-
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    if not path.exists():
-        raise DataError(f"data file not found: {path}")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            return {"": np.load(path, mmap_mode="r", allow_pickle=False)}
-        if suffix == ".npz":
-            with zipfile.ZipFile(path) as z:
-                names = [n for n in z.namelist() if n.endswith(".npy")]
-            return {n[:-4]: NpzMember(path, n) for n in names}
-    except ValueError as e:
-        if "pickle" in str(e).lower() or "object" in str(e).lower():
-            raise DataError(f"{path} holds object (pickled) arrays, which are refused for safety; "
-                            "save plain numeric arrays") from e
-        raise DataError(f"cannot read {path}: {e}") from e
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"cannot read {path} as {suffix} ({type(e).__name__}: {e}); is the file truncated?") from e
-    raise DataError(f"unsupported data file type {suffix!r} for {path}: use .npz or .npy")
 
 
 def data_keys(path: str | os.PathLike) -> list[str]:
@@ -291,20 +203,46 @@ def _fits(item: tuple, dims: list) -> bool:
     return len(item) == len(dims) and all(not isinstance(d, int) or d <= 0 or d == s for d, s in zip(dims, item))
 
 
-def _labels(raw: np.ndarray, items: int, key: str) -> np.ndarray:
-    if raw.ndim == 2 and raw.shape[1] > 1:
-        raw = raw.argmax(axis=1)  # one-hot
-    raw = raw.reshape(-1) if raw.ndim == 2 and raw.shape[1] == 1 else raw
-    if raw.ndim != 1:
+LABEL_CHUNK_BYTES = 16 << 20
+
+
+def _labels(raw, items: int, key: str) -> tuple[np.ndarray, int | None]:
+    """Class ids (int64) of the first ``items`` labels and the one-hot width (None for ids), read
+    LABEL_CHUNK_BYTES at a time like the data, so only the ids are kept, never the whole (decompressed,
+    one-hot) array. Refuses what would score silently wrong: negative ids, ids beyond int64, one-hot rows
+    with no positive entry or holding NaN."""
+    if raw.ndim not in (1, 2) or (raw.ndim == 2 and raw.shape[1] < 1):
         raise DataError(f"labels {key!r} have shape {raw.shape}; expected (N,) class ids or (N, classes) one-hot")
-    if len(raw) != items:
-        raise DataError(f"labels {key!r} have {len(raw)} entries but the data has {items} items")
-    if raw.dtype.kind == "f":
-        if not np.all(np.isfinite(raw)) or not np.all(raw == np.round(raw)):
-            raise DataError(f"labels {key!r} are not whole class ids")
-    elif raw.dtype.kind not in "iub":
+    if raw.dtype.kind not in "iubf":
         raise DataError(f"labels {key!r} have dtype {raw.dtype}; expected integer class ids")
-    return raw.astype(np.int64)
+    onehot = raw.ndim == 2 and raw.shape[1] > 1
+    width = int(raw.shape[1]) if onehot else None
+    out = np.empty(items, dtype=np.int64)
+    rows = max(1, LABEL_CHUNK_BYTES // max(1, raw.dtype.itemsize * math.prod(raw.shape[1:])))
+    for s in range(0, items, rows):
+        block = np.asarray(raw[s:min(items, s + rows)])
+        if onehot:
+            if block.dtype.kind == "f" and not np.all(np.isfinite(block)):
+                raise DataError(f"labels {key!r} are one-hot rows holding NaN or Inf")
+            empty = np.flatnonzero(block.max(axis=1) <= 0) if len(block) else []
+            if len(empty):
+                raise DataError(f"labels {key!r} are (N, {raw.shape[1]}) one-hot rows, but row {s + int(empty[0])} "
+                                "has no positive entry; save one-hot rows or (N,) class ids")
+            block = block.argmax(axis=1)
+        block = block.reshape(-1)
+        if block.dtype.kind == "f" and (not np.all(np.isfinite(block)) or not np.all(block == np.round(block))):
+            raise DataError(f"labels {key!r} are not whole class ids")
+        if len(block) and block.dtype.kind != "b":
+            if block.min() < 0:
+                at = int(np.argmax(block < 0))
+                raise DataError(f"labels {key!r} hold a negative class id ({block[at]} at item {s + at}); "
+                                "class ids count from 0")
+            hi = block.max()
+            if hi > np.iinfo(np.int64).max or (block.dtype.kind == "f" and hi >= 2.0 ** 63):
+                raise DataError(f"labels {key!r} hold a class id too large for any model ({hi})")
+        out[s:s + len(block)] = block
+        release_rows(raw, s, s + rows)
+    return out, width
 
 
 RELEASE_MARGIN = 1 << 20
@@ -317,7 +255,7 @@ def release_rows(a, lo: int, hi: int) -> None:
     if isinstance(a, NpzMember):
         a = a._mmap
     mm = getattr(a, "_mmap", None)
-    if mm is None or not hasattr(mm, "madvise") or not a.shape or hi <= lo:
+    if mm is None or not hasattr(mm, "madvise") or not a.shape or hi <= lo or not a.flags.c_contiguous:
         return
     row = a.strides[0]
     # from 1 MB before the rows: the kernel's fault-around maps pages near each fault, including pages
@@ -373,13 +311,16 @@ def _float_limit(data: np.dtype, model: np.dtype) -> float | None:
     return top
 
 
-def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: str | None = None,
-              label_key: str | None = None, limit: int | None = None, drop_nonfinite: bool = False,
-              scale: list[float] | None = None, mean: list[float] | None = None, std: list[float] | None = None,
-              layout: str | None = None) -> Dataset:
-    """Read the data file and match it to the model inputs (spec section 9), planning any preprocessing."""
-    p = Path(path)
-    arrays = _read_arrays(p)
+def load_data(path: str | os.PathLike, inputs: list[GraphInput], **options) -> Dataset:
+    """Read the data file and match it to the model inputs (docs/metrics.md, How the model is run), planning any preprocessing."""
+    return match_arrays(read_arrays(Path(path)), str(path), inputs, **options)
+
+
+def match_arrays(arrays: dict[str, np.ndarray], path: str, inputs: list[GraphInput], *,
+                 input_key: str | None = None, label_key: str | None = None, limit: int | None = None,
+                 drop_nonfinite: bool = False, scale: list[float] | None = None, mean: list[float] | None = None,
+                 std: list[float] | None = None, layout: str | None = None) -> Dataset:
+    """Match named arrays (a file's, or given in memory; key "" for a lone array) to the model inputs."""
     lk = label_key if label_key is not None else (LABEL_KEY if LABEL_KEY in arrays else None)
     if label_key is not None and label_key not in arrays:
         raise DataError(f"--label-key {label_key!r} is not in the data file (arrays: {', '.join(arrays)})")
@@ -404,7 +345,8 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
             raise DataError(f"{label} is a scalar; expected one item per row")
         item = tuple(a.shape[1:])
         if wants_pre:
-            plan = plan_preprocess(item, dims, scale=scale, mean=mean, std=std, layout=layout)
+            plan = plan_preprocess(item, dims, scale=scale, mean=mean, std=std, layout=layout,
+                                   model_layout=inp.layout)
             plans[inp.name] = plan
             if plan.transpose:
                 item = tuple(item[i] for i in plan.transpose)
@@ -427,17 +369,30 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
         if a.dtype != want:
             if a.dtype.kind in "iub" and want.kind == "f":
                 notes.append(f"{label}: {a.dtype} data converted to the model's {want}")
+            elif a.dtype.kind == "f" and want.kind in "iub":
+                notes.append(f"{label}: {a.dtype} data converted to the model's {want}: fractional parts are "
+                             "dropped (values truncated toward zero); save the data as whole numbers of that type")
+            elif a.dtype.kind in "iu" and want.kind in "iu" and not np.can_cast(a.dtype, want):
+                notes.append(f"{label}: {a.dtype} data converted to the model's {want}: values outside its range "
+                             "wrap around")
         matched[inp.name] = a
+        if getattr(a, "note", None):
+            notes.append(a.note)
     if not inputs:
         raise DataError("the model has no inputs to feed")
     items = int(items or 0)
+    total = items
     if limit is not None:
         items = min(items, limit)
         matched = {k: v[:items] for k, v in matched.items()}
-    labels, label_format = None, None
+    labels, label_format, width = None, None, None
     if lk is not None:
-        raw = np.asarray(arrays[lk])[:items] if limit is not None else np.asarray(arrays[lk])
-        labels = _labels(raw, items, lk)
+        raw = arrays[lk]
+        if len(raw) != total:   # before --limit cuts both: a mismatch would hide under it
+            raise DataError(f"labels {lk!r} have {len(raw)} entries but the data has {total} items")
+        labels, width = _labels(raw, items, lk)
+        if getattr(raw, "note", None):
+            notes.append(raw.note)
         label_format = "one-hot" if raw.ndim == 2 and raw.shape[1] > 1 else "class ids"
         if label_format == "one-hot":
             notes.append(f"labels {lk!r} are one-hot rows: the class of each item is the argmax of its row")
@@ -469,9 +424,10 @@ def load_data(path: str | os.PathLike, inputs: list[GraphInput], *, input_key: s
         raise DataError("the data set is empty: no items to analyse")
     if items == 1:
         raise DataError("the data set has one item: covariances need at least 2 items")
-    return Dataset(path=str(path), arrays=matched, labels=labels, items=items,
+    return Dataset(path=path, arrays=matched, labels=labels, items=items,
                    per_item=bool(per_item), fixed_batch=fixed, dropped_nonfinite=dropped, notes=notes,
-                   keys=mapping, preprocess=plans, label_format=label_format, deferred_check=tuple(deferred))
+                   keys=mapping, preprocess=plans, label_format=label_format, deferred_check=tuple(deferred),
+                   label_key=lk, label_width=width)
 
 
 def _where(bad: np.ndarray) -> str:

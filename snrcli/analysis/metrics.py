@@ -1,4 +1,4 @@
-"""The paper's figures on finished statistics (spec sections 3-7). Pure numpy.
+"""The paper's figures on finished statistics (docs/metrics.md, Kept inputs to Network figures). Pure numpy.
 
 Undefined unit figures are NaN here; the report turns them into nulls.
 """
@@ -13,7 +13,7 @@ from ..stats.layer import FinishedStats
 
 
 def kept_channels(m: np.ndarray, a: np.ndarray, min_level: float, min_activity: float) -> np.ndarray:
-    """Spec section 3 (paper B.1): keep channel j when a_j >= min_activity, a_j > 0, m_j > min_level * max m."""
+    """docs/metrics.md, Kept inputs (paper B.1): keep channel j when a_j >= min_activity, a_j > 0, m_j > min_level * max m."""
     top = m.max() if m.size else 0.0
     return (a >= min_activity) & (a > 0) & (m > min_level * top)
 
@@ -77,7 +77,7 @@ def centred(w: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def weighted_mean(v: np.ndarray, r: np.ndarray) -> float | None:
-    """sum r_i v_i / sum r_i over defined units (spec section 5); None when undefined."""
+    """sum r_i v_i / sum r_i over defined units (docs/metrics.md, Activity and layer means); None when undefined."""
     ok = np.isfinite(v)
     total = r[ok].sum()
     if not ok.any() or total <= 0:
@@ -148,7 +148,7 @@ def layer_figures(weight: np.ndarray, group: int, kernel_size: int, st: Finished
 
 
 def network_figures(layers: list[dict]) -> dict[str, float | None]:
-    """Eq. 14: G_hidden = sum of G_mean over layers other than F; G_final from F (spec section 7)."""
+    """Eq. 14: G_hidden = sum of G_mean over layers other than F; G_final from F (docs/metrics.md, Network figures)."""
     if not layers:
         return {"G_hidden": None, "G_final": None, "G_total": None}
     final = next((L for L in layers if L["classifier"]), layers[-1])

@@ -1,4 +1,4 @@
-"""Running the model with the tensors the statistics need exposed (spec section 9).
+"""Running the model with the tensors the statistics need exposed (docs/metrics.md, How the model is run).
 
 An in-memory copy of the model gets extra graph outputs; the user's file is
 never touched. The session runs at ``ORT_ENABLE_BASIC`` or lower, so quantised

@@ -9,14 +9,15 @@ import onnx
 
 from ..errors import DataError, ModelError, NoLayerError, RuntimeFailure
 from ..model.graph import GraphInfo, discover
-from ..model.modelfile import load_model_bytes
 from ..stats.blas import one_thread
 from ..stats.products import release_scratch
 from ..stats.threads import StatThreads, stats_threads
 from .accumulate import Analysis, _needed
-from .data import batches, data_keys, load_data
+from .data import batches
 from .runner import Runner
+from .scoring import check_labels
 from .settings import Settings
+from .sources import DataInput, ModelInput
 
 
 def no_layer_message(info: GraphInfo, model_path: str) -> str:
@@ -27,7 +28,7 @@ def no_layer_message(info: GraphInfo, model_path: str) -> str:
 KNOWN_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "ai.onnx.preview.training"}
 
 
-def model_problems(proto, settings: Settings, model_path: str, source: bytes | None = None) -> list[str]:
+def model_problems(proto, settings: Settings, model_path: str | None, source: bytes | None = None) -> list[str]:
     """Refuse custom-domain ops without --custom-op-library; return onnx.checker and shape-inference
     complaints as warnings (onnxruntime decides whether the model runs). ``source``: the file's bytes,
     already read (the checker then does not read the file again: ResNet-18 14 ms instead of 72)."""
@@ -35,6 +36,11 @@ def model_problems(proto, settings: Settings, model_path: str, source: bytes | N
     if custom and not settings.custom_op_library:
         raise ModelError(f"the model uses custom-domain ops ({', '.join(custom[:5])}); snr loads no custom op "
                          "library unless you pass --custom-op-library PATH")
+    return checker_problems(model_path, source)
+
+
+def checker_problems(model_path: str, source: bytes | None = None) -> list[str]:
+    """onnx.checker's complaint (with shape inference), as a warning line; [] when it has none."""
     try:
         # the bytes when they hold the whole model; else the path (external data, past 2 GB)
         onnx.checker.check_model(model_path if source is None else source, full_check=True)
@@ -45,29 +51,45 @@ def model_problems(proto, settings: Settings, model_path: str, source: bytes | N
     return []
 
 
-def prepare(model_path: str, data_path: str, settings: Settings):
-    """Load and check the model and the data: (model proto, graph info, dataset, the model file's bytes
-    when they hold the whole model)."""
-    proto, source = load_model_bytes(model_path)
-    problems = model_problems(proto, settings, model_path, source)
+def read_graph(proto, model_path: str | None, source: bytes | None, *, output: str | None, centre_classifier: bool,
+               problems: list[str] | None = None) -> GraphInfo:
+    """``graph.discover`` as ``analyze`` and ``inspect`` both call it (same error, same exit code): a
+    graph it cannot interpret is a bad model (exit 3) when onnx.checker finds it malformed, a bug in
+    snr (exit 4) when it does not. ``problems``: the checker's complaints when already known."""
     try:
-        info = discover(proto, output=settings.output, centre_classifier=settings.centre_classifier)
+        info = discover(proto, output=output, centre_classifier=centre_classifier)
     except (IndexError, KeyError, ValueError, TypeError, UnicodeError, AttributeError) as e:
+        problems = checker_problems(model_path, source) if problems is None else problems
         if not problems:
             raise  # a valid model that snr cannot read is snr's bug: exit 4
         raise ModelError(f"cannot interpret the model graph ({type(e).__name__}: {e}); {problems[0]}") from e
+    return info
+
+
+def check_layers(info: GraphInfo, model_label: str) -> None:
+    """No supported layer, or NaN/Inf in a weight: a ModelError (exit 3)."""
     if not info.layers:
-        raise NoLayerError(no_layer_message(info, model_path))
+        raise NoLayerError(no_layer_message(info, model_label))
     for L in info.layers:
         bad = int(np.count_nonzero(~np.isfinite(L.weight)))
         if bad:
             raise ModelError(f"layer {L.index} ({L.name}): its weight {L.weight_name!r} holds {bad} NaN or Inf "
                              "values; the model is broken")
-    clash = sorted(set(data_keys(data_path)) & set(info.weight_inputs))
+
+
+def prepare(model: ModelInput, data: DataInput, settings: Settings):
+    """Load and check the model and the data (files or in memory): (model proto, graph info, dataset,
+    the model's bytes when they hold the whole model)."""
+    proto, source = model.load()
+    problems = model_problems(proto, settings, model.path, source)
+    info = read_graph(proto, model.path, source, output=settings.output,
+                      centre_classifier=settings.centre_classifier, problems=problems)
+    check_layers(info, model.label)
+    clash = sorted(set(data.keys()) & set(info.weight_inputs))
     if clash:
         raise DataError(f"the data supplies {', '.join(clash)}, which the model stores as a weight "
                         "(an initializer also listed as a graph input); rename or drop that array")
-    ds = load_data(data_path, info.inputs, **settings.data_kwargs())
+    ds = data.load(info.inputs, **settings.data_kwargs())
     ds.notes[:0] = problems
     return proto, info, ds, source
 
@@ -76,13 +98,13 @@ def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: 
               progress: Callable[[int], None] | None = None, source: bytes | None = None) -> Analysis:
     """Stream items [start, stop) through onnxruntime into a fresh ``Analysis`` (``source``: the bytes
     ``proto`` was parsed from, see ``Runner``)."""
-    runner = Runner(proto, _needed(info), providers=list(settings.providers) if settings.providers else None,
+    runner = Runner(proto, _needed(info, settings.noise_model), providers=list(settings.providers) if settings.providers else None,
                     threads=settings.threads, custom_op_library=settings.custom_op_library, source=source)
     labels = ds.labels
     # the statistics threads are the parallelism: a multi-threaded BLAS call would leave OpenBLAS's
     # threads spinning into onnxruntime's time (see snrcli.stats.blas)
     with one_thread(), StatThreads(stats_threads(settings.threads)) as pool, np.errstate(all="ignore"):
-        analysis = Analysis(info, exact=settings.precision == "float64")
+        analysis = Analysis(info, exact=settings.precision == "float64", noise_model=settings.noise_model)
         analysis.providers = runner.providers
         _stream(runner, analysis, ds, info, settings, start, stop, labels, progress, pool)
     analysis.fold()
@@ -90,10 +112,15 @@ def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: 
 
 
 def _stream(runner, analysis, ds, info, settings, start, stop, labels, progress, pool) -> None:
+    scored = info.accuracy_output if labels is not None else None
     try:
         for feeds, valid, lo in batches(ds, info.inputs, settings.batch_size, start, stop):
             try:
                 outputs = runner.run(feeds)
+                if scored in outputs:    # the first batch shows how many classes the output scores
+                    check_labels(labels[start:stop], np.asarray(outputs[scored]), scored, ds.label_key,
+                                 ds.label_width, offset=start)
+                    scored = None
                 analysis.update(feeds, outputs, valid, None if labels is None else labels[lo:lo + valid],
                                 ds.fixed_batch, pool)
             except RuntimeFailure as e:
@@ -107,7 +134,7 @@ def _stream(runner, analysis, ds, info, settings, start, stop, labels, progress,
 
 def run_shard(model_path: str, data_path: str, settings: Settings, start: int, stop: int) -> Analysis:
     """One shard in a worker process (``--jobs``) or on a Dask worker: reads the files itself."""
-    proto, info, ds, source = prepare(model_path, data_path, settings)
+    proto, info, ds, source = prepare(ModelInput(model_path, None), DataInput(data_path, None), settings)
     return run_range(proto, info, ds, settings, start, stop, source=source)
 
 

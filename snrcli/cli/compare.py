@@ -7,7 +7,6 @@ subclasses; the main group turns them into one stderr line and the exit code.
 from __future__ import annotations
 
 import json
-from pathlib import Path as FsPath
 from typing import Any
 
 import click
@@ -16,30 +15,10 @@ from click.core import ParameterSource
 from .base import CONTEXT, common_flags, get_state
 from .options import analysis_kwargs, analysis_options, run_analysis
 from ..errors import UsageError
+from ..safetext import printable
 
 
-# --------------------------------------------------------------------------- rendering (rich)
-
-
-def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
-def _delta_text(d: Any, digits: int = 4):
-    from rich.text import Text
-
-    if d is None:
-        return Text("-")
-    if d == 0:
-        return Text("0")
-    s = f"{d:+.{digits}f}" if isinstance(d, float) else f"{d:+d}"
-    return Text(s, style="green" if d > 0 else "red")
+# --------------------------------------------------------------------------- rendering (grids, see render.py)
 
 
 def _column_title(fig: str) -> str:
@@ -47,23 +26,17 @@ def _column_title(fig: str) -> str:
     return SHORT_NAMES.get(fig, fig)
 
 
-def pair_tables(cmp) -> list[Any]:
+def pair_grids(cmp) -> list[Any]:
     """The per-layer table and the network table of a two-run comparison."""
-    from rich.table import Table
-    from rich.text import Text
+    from .render import Col, Grid, delta, number
 
     a, b = cmp.runs
-    t = Table(title=f"Layers: A = {a.label}, B = {b.label}", title_justify="left",
-              caption="matched by layer index; B-A: green up, red down; - : null or absent",
-              caption_justify="left")
-    t.add_column("#", justify="right")
-    t.add_column("layer", overflow="fold")
-    t.add_column("op", overflow="fold")
+    cols = [Col("#", key=True), Col("layer", numeric=False, key=True), Col("op", numeric=False, optional=True)]
     for f in cmp.figures:
         name = _column_title(f)
-        t.add_column(f"{name} A", justify="right")
-        t.add_column(f"{name} B", justify="right")
-        t.add_column(f"{name} B-A", justify="right")
+        cols += [Col(f"{name} A", group=f), Col(f"{name} B", group=f), Col(f"{name} B-A", group=f)]
+    t = Grid(f"Layers: A = {a.label}, B = {b.label}", cols,
+             caption="matched by layer index; B-A: green up, red down; - : null or absent")
     for row in cmp.layers:
         names = [n for n in (row["name_a"], row["name_b"]) if n is not None]
         if row["name_a"] is None:
@@ -73,49 +46,40 @@ def pair_tables(cmp) -> list[Any]:
         else:
             name = " | ".join(dict.fromkeys(str(n) for n in names))
         op = " | ".join(dict.fromkeys(str(o) for o in (row["op_a"], row["op_b"]) if o is not None))
-        cells: list[Any] = [Text(str(row["index"])), Text(name), Text(op)]
+        cells: list[Any] = [row["index"], name, op]
         for f in cmp.figures:
             tr = row["figures"][f]
-            digits = 3 if f == "activity_mean" else 4
-            cells += [Text(_fmt(tr["a"], digits)), Text(_fmt(tr["b"], digits)), _delta_text(tr["delta"], digits)]
-        t.add_row(*cells)
+            cells += [number(tr["a"]), number(tr["b"]), delta(tr["delta"])]
+        t.add(*cells)
 
-    net = Table(title="Network (eq. 14)", title_justify="left")
-    for col, just in (("figure", "left"), ("A", "right"), ("B", "right"), ("B-A", "right")):
-        net.add_column(col, justify=just)
+    net = Grid("Network (eq. 14)", [Col("figure", numeric=False, key=True), Col("A"), Col("B"), Col("B-A")])
     for k, tr in cmp.network.items():
-        net.add_row(Text(k), Text(_fmt(tr["a"])), Text(_fmt(tr["b"])), _delta_text(tr["delta"]))
+        net.add(k, number(tr["a"]), number(tr["b"]), delta(tr["delta"]))
     acc = cmp.accuracy
     if acc["a"] is not None or acc["b"] is not None:
-        net.add_row(Text("accuracy"), Text(_fmt(acc["a"])), Text(_fmt(acc["b"])), _delta_text(acc["delta"]))
+        net.add("accuracy", number(acc["a"]), number(acc["b"]), delta(acc["delta"]))
     for k, tr in (cmp.baselines or {}).items():
-        net.add_row(Text(k), Text(_fmt(tr["a"])), Text(_fmt(tr["b"])), _delta_text(tr["delta"]))
+        net.add(k, number(tr["a"]), number(tr["b"]), delta(tr["delta"]))
     return [t, net]
 
 
-def ranking_table(cmp) -> Any:
-    from rich.table import Table
-    from rich.text import Text
-
+def ranking_grid(cmp) -> Any:
     from ..reports.compare import NETWORK_KEYS
+    from .render import Col, Grid, number
 
     order = "lowest first" if cmp.ascending else "highest first"
-    t = Table(title=f"Runs ranked by {cmp.rank_by} ({order}; null last)", title_justify="left")
-    t.add_column("rank", justify="right")
-    t.add_column("run", overflow="fold")
     extra = cmp.rank_by not in {f"network.{k}" for k in NETWORK_KEYS} and cmp.rank_by != "accuracy"
+    cols = [Col("rank", key=True), Col("run", numeric=False, key=True)]
     if extra:
-        t.add_column(cmp.rank_by, justify="right")
-    for k in NETWORK_KEYS:
-        t.add_column(k, justify="right")
-    t.add_column("accuracy", justify="right")
+        cols.append(Col(cmp.rank_by))
+    cols += [Col(k) for k in NETWORK_KEYS] + [Col("accuracy")]
+    t = Grid(f"Runs ranked by {cmp.rank_by} ({order}; null last)", cols)
     for row in cmp.ranking:
-        cells = [Text(_fmt(row["rank"])), Text(row["label"])]
+        cells = [number(row["rank"]), row["label"]]
         if extra:
-            cells.append(Text(_fmt(row["value"])))
-        cells += [Text(_fmt(row["network"][k])) for k in NETWORK_KEYS]
-        cells.append(Text(_fmt(row["accuracy"])))
-        t.add_row(*cells)
+            cells.append(number(row["value"]))
+        cells += [number(row["network"][k]) for k in NETWORK_KEYS] + [number(row["accuracy"])]
+        t.add(*cells)
     return t
 
 
@@ -129,13 +93,6 @@ def _is_model(spec: str) -> bool:
 def _explicit(ctx: click.Context, name: str) -> bool:
     src = ctx.get_parameter_source(name)
     return src is not None and src not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
-
-
-def _write_text(path: str, text: str, flag: str) -> None:
-    try:
-        FsPath(path).write_text(text, encoding="utf-8", newline="")
-    except OSError as e:
-        raise UsageError(f"{flag} {path}: cannot write it: {e.strerror or e}") from None
 
 
 @click.command(context_settings=CONTEXT)
@@ -159,8 +116,9 @@ def compare(runs: tuple[str, ...], data: str | None, figures_text: str, rank_by:
             allow_different_settings: bool, as_json: bool, csv_path: str | None, **kw: Any) -> None:
     """Compare runs: two layer by layer with deltas (B-A), three or more ranked.
 
-    A RUN is a report JSON file, a run folder written by `snr analyze --out`, `-` (a
-    report on stdin), or with --data an .onnx model analysed on the fly.
+    A RUN is a report JSON file, a run folder written by `snr analyze --out`, a folder of
+    those (each *.json report and run folder inside, sorted), `-` (a report on stdin), or
+    with --data an .onnx model analysed on the fly.
 
     \b
     Examples:
@@ -169,16 +127,20 @@ def compare(runs: tuple[str, ...], data: str | None, figures_text: str, rank_by:
       snr compare runs/* --rank-by accuracy --json
     """
     from ..reports.compare import Run, compare_runs, parse_figures, rank_path, unique_labels
-    from ..reports.files import STDIN, read_report
+    from ..reports.files import STDIN, clean, expand_runs, read_report
+    from ..reports.outfiles import check_output_file, write_text
 
     ctx = click.get_current_context()
     state = get_state()
+    runs = tuple(expand_runs(runs))
     if len(runs) < 2:
         raise UsageError(f"compare needs at least two runs (got {len(runs)}): RUN_A RUN_B [RUN_C ...]")
     if sum(1 for r in runs if r == STDIN) > 1:
         raise UsageError("'-' (stdin) may be given only once")
     figures = parse_figures(figures_text)
     path = rank_path(rank_by)
+    if csv_path:
+        check_output_file(csv_path, "--csv")
     models = [r for r in runs if r != STDIN and _is_model(r)]
     if models and not data:
         raise UsageError(f"{models[0]} is a model: pass --data FILE to analyse it on the fly, "
@@ -211,15 +173,13 @@ def compare(runs: tuple[str, ...], data: str | None, figures_text: str, rank_by:
     cmp = compare_runs(run_list, figures=figures, rank_by=path, ascending=ascending,
                        allow_different_settings=allow_different_settings, warn=state.warn)
     if csv_path:
-        _write_text(csv_path, cmp.to_csv(), "--csv")
+        write_text(csv_path, cmp.to_csv(), "--csv")
     if as_json:
-        click.echo(json.dumps(cmp.to_dict(), indent=2))
+        click.echo(json.dumps(clean(cmp.to_dict()), indent=2, allow_nan=False))
     else:
-        tables = pair_tables(cmp) if cmp.pair else [ranking_table(cmp)]
-        for t in tables:
-            state.out.print(t)
+        state.print_grids(pair_grids(cmp) if cmp.pair else [ranking_grid(cmp)])
     if csv_path and not state.quiet:
-        click.echo(f"wrote {csv_path}", err=True)
+        click.echo(printable(f"wrote {csv_path}"), err=True)
 
 
 # --------------------------------------------------------------------------- check
@@ -250,7 +210,7 @@ def check(report: str, requires: tuple[str, ...], baseline: str | None, max_drop
     """
     from ..reports.check import parse_max_drop, parse_requirement, run_checks
     from ..reports.compare import Run, check_settings
-    from ..reports.files import STDIN, read_report
+    from ..reports.files import STDIN, clean, read_report
 
     state = get_state()
     if not requires and not max_drops:
@@ -273,8 +233,8 @@ def check(report: str, requires: tuple[str, ...], baseline: str | None, max_drop
     result = run_checks(current.report, current.label, reqs, baseline=None if base is None else base.report,
                         baseline_label=None if base is None else base.label, max_drops=drops)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(json.dumps(clean(result.to_dict()), indent=2, allow_nan=False))
     else:
         for line in result.lines():
-            click.echo(line)
+            click.echo(printable(line))
     click.get_current_context().exit(result.exit_code)

@@ -17,11 +17,13 @@ import click
 from .base import CONTEXT, common_flags, get_state
 from .options import analysis_kwargs, analysis_options
 from ..errors import SnrError, UsageError
+from ..safetext import printable
 
 
-def _load_runs(specs: tuple[str, ...], data: str | None, settings: dict[str, Any]):
-    """Reports and run folders are read; ``.onnx`` models are analysed on ``data`` (progress bar over models)."""
-    from ..reports.correlate import Run, aliases_for, load_report_file
+def _load_runs(specs: list[str], data: str | None, settings: dict[str, Any]):
+    """Reports and run folders are read; ``.onnx`` models are analysed on ``data`` (progress bar over models).
+    The same report or model given twice is refused before any analysis."""
+    from ..reports.correlate import Run, aliases_for, check_distinct, load_run
 
     models = [s for s in specs if s.lower().endswith(".onnx") and not Path(s).is_dir()]
     if models and not data:
@@ -33,8 +35,8 @@ def _load_runs(specs: tuple[str, ...], data: str | None, settings: dict[str, Any
     runs: list[Run | None] = [None] * len(specs)
     for k, spec in enumerate(specs):
         if spec not in models:
-            report, label, kind = load_report_file(spec)
-            runs[k] = Run(report=report, label=label, aliases=aliases_for(spec, kind), source=spec, kind=kind)
+            runs[k] = load_run(spec)
+    check_distinct([r for r in runs if r is not None] + [Run({}, m, source=m, kind="model") for m in models])
     if models:
         from ..analysis.api import analyze
 
@@ -45,7 +47,7 @@ def _load_runs(specs: tuple[str, ...], data: str | None, settings: dict[str, Any
                     continue
                 if not Path(spec).is_file():
                     raise UsageError(f"{spec} does not exist")
-                next_model(Path(spec).name)
+                next_model(printable(Path(spec).name))
                 try:
                     report = analyze(spec, data, progress=progress,
                                      warn=lambda m, s=spec: state.warn(f"{Path(s).name}: {m}"),
@@ -59,19 +61,24 @@ def _load_runs(specs: tuple[str, ...], data: str | None, settings: dict[str, Any
 
 
 class _model_progress:
-    """Two bars on stderr (models, then items of the current model), only on a terminal and without --quiet."""
+    """Progress on stderr unless --quiet: on a terminal two bars (models, then items of the current model,
+    with the time left); otherwise plain lines per model (``render.LineProgress``)."""
 
     def __init__(self, state, total: int) -> None:
-        self.state, self.total, self.bar = state, total, None
+        self.state, self.total, self.bar, self.lines = state, total, None, None
 
     def __enter__(self):
         console = self.state.err
-        if self.state.quiet or not console.is_terminal:
+        if self.state.quiet:
             return (lambda name: None), None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        if not console.is_terminal:
+            return self._lines(console)
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
 
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=console, transient=True)
+        self.bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=console,
+                            transient=True)
         self.bar.__enter__()
         models = self.bar.add_task("models", total=self.total)
         items = self.bar.add_task("items", total=None)
@@ -89,47 +96,65 @@ class _model_progress:
 
         return next_model, progress
 
+    def _lines(self, console):
+        from .render import LineProgress
+
+        started = [0]
+
+        def write(text: str) -> None:
+            print(text, file=console.file, flush=True)
+
+        def next_model(name: str | None) -> None:
+            if self.lines is not None:
+                self.lines.close()
+                self.lines = None
+            if name is not None:
+                started[0] += 1
+                self.lines = LineProgress(write, f"analysing {name} (model {started[0]} of {self.total})")
+
+        def progress(done: int, total: int) -> None:
+            if self.lines is not None:
+                self.lines(done, total)
+
+        return next_model, progress
+
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.__exit__(*exc)
 
 
-def _table(result) -> Any:
-    from rich.table import Table
-    from rich.text import Text
+def _p(v: float | None) -> str:
+    """A p-value: three decimals, or two significant digits below 0.001."""
+    if v is None:
+        return "-"
+    return f"{v:.2g}" if v < 0.001 else f"{v:.3f}"
 
-    from .render import fmt
 
-    def p(v):
-        if v is None:
-            return "-"
-        return f"{v:.2g}" if v < 0.001 else f"{v:.3f}"
-
-    def num(v, digits=3):
-        return fmt(v, digits)
+def correlation_grid(result) -> Any:
+    from .render import Col, Grid, number
 
     ctrl = result.control
     title = (f"Correlation of each figure with {result.target} over {len(result.runs)} runs"
-             + (f" (partial: controlling for {ctrl})" if ctrl else ""))
-    t = Table(title=title, title_justify="left")
-    t.add_column("figure")
-    for col in ("rho", "p", "tau", "p", "r", "r^2", "n"):
-        t.add_column(col, justify="right")
+             + (f"; partial Spearman controlling for {ctrl}" if ctrl else ""))
+    cols = [Col("figure", numeric=False, key=True), Col("rho", group="rho"), Col("p", group="rho"),
+            Col("tau", group="tau"), Col("p", group="tau"), Col("r", group="r"), Col("r^2", group="r"),
+            Col("n", group="r")]
+    caption = None
     if ctrl:
-        for col in (f"rho | {ctrl}", "p", "n"):
-            t.add_column(col, justify="right")
+        cols += [Col(f"rho | {ctrl}", group="partial"), Col("p", group="partial"), Col("n", group="partial")]
+        caption = (f"rho | {ctrl}: partial Spearman correlation controlling for {ctrl} (ranks of the figure and "
+                   f"of {result.target} each regressed on the ranks of {ctrl}; Spearman's rho of the residuals; "
+                   "p from Student's t with n - 3 degrees of freedom)")
+    t = Grid(title, cols, caption=caption)
     last_group = None
     for row in result.rows:
-        if last_group is not None and row["group"] != last_group and row["group"] in ("network", "baseline"):
-            t.add_section()
+        new_section = last_group is not None and row["group"] != last_group and row["group"] in ("network", "baseline")
         last_group = row["group"]
-        cells = [Text(row["label"]), Text(num(row["spearman_rho"])), Text(p(row["spearman_p"])),
-                 Text(num(row["kendall_tau"])), Text(p(row["kendall_p"])), Text(num(row["pearson_r"])),
-                 Text(num(row["r2"])), Text(str(row["n"]))]
+        cells = [row["label"], number(row["spearman_rho"]), _p(row["spearman_p"]), number(row["kendall_tau"]),
+                 _p(row["kendall_p"]), number(row["pearson_r"]), number(row["r2"]), str(row["n"])]
         if ctrl:
-            cells += [Text(num(row.get("partial_rho"))), Text(p(row.get("partial_p"))),
-                      Text(str(row.get("partial_n", "")))]
-        t.add_row(*cells)
+            cells += [number(row.get("partial_rho")), _p(row.get("partial_p")), str(row.get("partial_n", ""))]
+        t.add(*cells, section=new_section)
     return t
 
 
@@ -138,7 +163,10 @@ def _table(result) -> Any:
 @click.option("--data", "data", type=click.Path(dir_okay=False), default=None,
               help="Data file for RUNs that are .onnx models (analysed on the fly with the options below).")
 @click.option("--covariates", "covariates", type=click.Path(dir_okay=False), default=None,
-              help="CSV with a 'run' column (report path, run-folder name or model file stem) and numeric columns.")
+              help="CSV with a column naming each run (report path, run-folder name or file stem) and numeric "
+                   "columns; rows for runs not given are ignored.")
+@click.option("--id-column", "id_column", default="run", show_default=True, metavar="NAME",
+              help="The --covariates column that names the runs.")
 @click.option("--target", "target", default=None, metavar="NAME",
               help="Correlate against this covariates column instead of accuracy.")
 @click.option("--control", "control", default=None, metavar="NAME",
@@ -149,16 +177,20 @@ def _table(result) -> Any:
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the table as CSV to FILE.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
-              help="Also draw one scatter panel per figure into FILE.png (needs snrcli[plot]).")
+              help="Also draw one scatter panel per figure into FILE.png (needs snrcli[plot]); with --control "
+                   "each panel also gives the partial correlation.")
+@click.option("--colour-by", "--color-by", "colour_by", default=None, metavar="NAME",
+              help="Colour the --plot points by this --covariates column (default: the --control column).")
 @analysis_options
 @common_flags
-def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, target: str | None,
+def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, id_column: str, target: str | None,
               control: str | None, allow_different_settings: bool, as_json: bool, csv_path: str | None,
-              plot_path: str | None, **kw: Any) -> None:
+              plot_path: str | None, colour_by: str | None, **kw: Any) -> None:
     """Correlate every figure of a family of RUNs with accuracy (Spearman, Kendall, Pearson).
 
-    RUNs are reports (`snr analyze --json`), run folders (`--out DIR`) or .onnx models
-    with --data; at least 3, analysed with the same settings and data. A figure that is
+    RUNs are reports (`snr analyze --json`), run folders (`--out DIR`), folders of those
+    (each *.json report and run folder inside, sorted) or .onnx models with --data; at
+    least 3, each once, analysed with the same settings and data. A figure that is
     null in a run leaves that run out of its row. Correlation over a handful of runs
     says little, and whether these figures predict more than the baselines do is open.
 
@@ -166,34 +198,45 @@ def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, t
     Examples:
       snr correlate runs/*/
       snr correlate models/*.onnx --data test.npz --plot corr.png
-      snr correlate runs/*/ --covariates runs.csv --target gap --control epochs
+      snr correlate runs/ --covariates runs.csv --id-column name --target gap --control epochs
     """
-    from ..reports.correlate import MIN_RUNS, attach_covariates, correlate_runs, covariate_column, read_covariates, \
-        unique_labels
+    from ..reports.correlate import MIN_RUNS, correlate_runs, unique_labels
+    from ..reports.covariates import attach_covariates, covariate_column, read_covariates
+    from ..reports.files import expand_runs
 
     state = get_state()
     settings = analysis_kwargs(kw)
     if target == "accuracy":
         target = None
-    if (target or control) and not covariates:
-        raise UsageError(f"--{'target' if target else 'control'} names a column of --covariates FILE; "
-                         "pass --covariates")
+    for flag, given in (("--target", target), ("--control", control), ("--colour-by", colour_by)):
+        if given and not covariates:
+            raise UsageError(f"{flag} names a column of --covariates FILE; pass --covariates")
+    if colour_by and not plot_path:
+        raise UsageError("--colour-by colours the points of --plot FILE; pass --plot")
+    runs = tuple(expand_runs(runs))
     if len(runs) < MIN_RUNS:
         raise UsageError(f"correlate needs at least {MIN_RUNS} runs, got {len(runs)}")
+    from ..reports.outfiles import check_output_file, write_text
+
+    for flag, path in (("--csv", csv_path), ("--plot", plot_path)):
+        if path:
+            check_output_file(path, flag)
     if plot_path:
-        from ..reports.plot import require_matplotlib
+        from ..reports.plot import plot_format, require_matplotlib
         require_matplotlib()
-    cov = read_covariates(covariates) if covariates else None
+        plot_format(plot_path)
+    cov = read_covariates(covariates, id_column) if covariates else None
     if cov is not None:
-        for flag, col in (("--target", target), ("--control", control)):
-            if col and col not in cov.columns:
+        for flag, col in (("--target", target), ("--control", control), ("--colour-by", colour_by)):
+            if col and (col not in cov.columns or col == id_column):
                 raise UsageError(f"{flag} {col}: no such column in {covariates} "
-                                 f"(columns: {', '.join(c for c in cov.columns if c != 'run')})")
-    family = _load_runs(runs, data, settings)
+                                 f"(columns: {', '.join(cov.value_columns)})")
+    family = _load_runs(list(runs), data, settings)
     unique_labels(family)
     target_values = control_values = None
+    notes: list[str] = []
     if cov is not None:
-        attach_covariates(family, cov)
+        attach_covariates(family, cov, warn=lambda m: (notes.append(m), state.warn(m)))
         if target:
             target_values = covariate_column(family, cov, target, "--target")
         if control:
@@ -201,16 +244,20 @@ def correlate(runs: tuple[str, ...], data: str | None, covariates: str | None, t
     result = correlate_runs(family, target=target or "accuracy", target_values=target_values, control=control,
                             control_values=control_values, allow_different_settings=allow_different_settings,
                             warn=state.warn)
+    result.warnings[:0] = notes
     if csv_path:
-        Path(csv_path).write_text(result.to_csv())
+        write_text(csv_path, result.to_csv(), "--csv")
     if plot_path:
+        from ..reports.covariates import covariate_labels
         from ..reports.plot import scatter_panels
-        scatter_panels(result, plot_path)
+        colour = colour_by or control
+        scatter_panels(result, plot_path, colour_name=colour,
+                       colours=covariate_labels(family, colour) if colour else None)
     if as_json:
         click.echo(result.to_json())
         return
-    state.out.print(_table(result))
+    state.print_grids([correlation_grid(result)])
     if not state.quiet:
         written = [p for p in (csv_path, plot_path) if p]
         if written:
-            click.echo(f"wrote {', '.join(written)}", err=True)
+            click.echo(printable(f"wrote {', '.join(written)}"), err=True)

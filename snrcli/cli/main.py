@@ -9,6 +9,7 @@ from .analyze import analyze, inspect
 from .base import CONTEXT, SnrGroup, common_flags
 from .compare import check, compare
 from .correlate import correlate
+from .report import report
 
 
 @click.group(cls=SnrGroup, context_settings=CONTEXT)
@@ -22,5 +23,5 @@ def main() -> None:
     """
 
 
-for _command in (analyze, inspect, compare, check, correlate):
+for _command in (analyze, inspect, compare, check, correlate, report):
     main.add_command(_command)

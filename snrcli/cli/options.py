@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 from typing import Any, Callable
@@ -10,22 +11,37 @@ import click
 
 from .base import get_state
 
+
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses nan and infinities (which pass its comparisons)."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return rv
+
+
 def analysis_options(f: Callable) -> Callable:
     """The settings of an analysis, shared by every command that can analyse a model on the fly."""
-    from ..analysis.settings import DEFAULT_BATCH_SIZE, DEFAULT_MIN_ACTIVITY, DEFAULT_MIN_LEVEL, DEFAULT_PRECISION, PRECISIONS
-    from ..stats.threads import MAX_DEFAULT_THREADS
+    from ..analysis.settings import (DEFAULT_BATCH_SIZE, DEFAULT_MIN_ACTIVITY, DEFAULT_MIN_LEVEL, DEFAULT_NOISE_MODEL,
+                                     DEFAULT_PRECISION, MAX_DEFAULT_THREADS, NOISE_MODELS, PRECISIONS)
 
     opts = [
         click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
                      help="Items per onnxruntime run (a model with a fixed batch size uses its own)."),
         click.option("--limit", type=click.IntRange(min=1), default=None,
                      help="Analyse only the first N items."),
-        click.option("--min-level", type=click.FloatRange(min=0), default=DEFAULT_MIN_LEVEL, show_default=True,
-                     help="Drop inputs whose max |x| is at most this fraction of the layer's largest (spec 3)."),
-        click.option("--min-activity", type=click.FloatRange(min=0, max=1), default=DEFAULT_MIN_ACTIVITY,
+        click.option("--min-level", type=FiniteFloatRange(min=0), default=DEFAULT_MIN_LEVEL, show_default=True,
+                     help="Drop inputs whose max |x| is at most this fraction of the layer's largest "
+                          "(see docs/metrics.md, Kept inputs)."),
+        click.option("--min-activity", type=FiniteFloatRange(min=0, max=1), default=DEFAULT_MIN_ACTIVITY,
                      show_default=True, help="Drop inputs that are non-zero in fewer than this fraction of values."),
         click.option("--no-centring", "no_centring", is_flag=True,
                      help="No softmax centring: no layer is treated as the classifier (e.g. regression heads)."),
+        click.option("--noise-model", type=click.Choice(NOISE_MODELS), default=DEFAULT_NOISE_MODEL, show_default=True,
+                     help="How input and unit activity are read: ReLU on/off rates (relu), or the activations' "
+                          "mean squared slopes, for GELU, SiLU, tanh... (activation)."),
         click.option("--input-key", default=None, help="npz array to feed a one-input model (default: by name)."),
         click.option("--label-key", default=None, help="npz array of labels (default: 'labels' when present)."),
         click.option("--output", "output_name", default=None,
@@ -75,6 +91,8 @@ def _floats(text: str | None, flag: str) -> list[float] | None:
                 values.append(float(part))
         except (ValueError, ZeroDivisionError):
             raise click.BadParameter(f"{part!r} is not a number", param_hint=flag) from None
+        if not math.isfinite(values[-1]):
+            raise click.BadParameter(f"{part!r} is not a finite number", param_hint=flag)
     return values
 
 
@@ -89,7 +107,7 @@ def analysis_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
                 layout=kw.pop("layout"), jobs=kw.pop("jobs"), scheduler=kw.pop("scheduler"),
                 providers=[p.strip() for p in providers.split(",") if p.strip()] if providers else None,
                 threads=kw.pop("threads"), custom_op_library=kw.pop("custom_op_library"),
-                precision=kw.pop("precision"))
+                precision=kw.pop("precision"), noise_model=kw.pop("noise_model"))
 
 
 def run_analysis(model: str, data: str, settings: dict[str, Any]):

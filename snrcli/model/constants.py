@@ -1,4 +1,4 @@
-"""Constant tensors of an ONNX graph (spec section 1).
+"""Constant tensors of an ONNX graph (docs/metrics.md, Words).
 
 A weight is constant when it is an initializer or a ``Constant`` output, possibly
 through ``Identity``, ``Transpose``, ``Reshape``, ``Cast``, ``Squeeze``,
@@ -44,7 +44,7 @@ class ConstantFolder:
     """Resolves tensor names to constant numpy arrays, or None when not constant.
 
     An initializer that is also listed as a graph input (old IR versions) counts as
-    constant; the caller refuses data that would supply it (spec section 1).
+    constant; the caller refuses data that would supply it (docs/metrics.md, Words).
     """
 
     def __init__(self, graph: onnx.GraphProto):
@@ -55,6 +55,12 @@ class ConstantFolder:
                 if out:
                     self._producer[out] = node
         self._cache: dict[str, np.ndarray | None] = {}
+        self._why: dict[str, str] = {}
+
+    def why_not(self, name: str) -> str | None:
+        """Why ``name`` is not constant although it is computed from constants (a fold that failed),
+        or None when it simply depends on data."""
+        return self._why.get(name)
 
     def is_constant(self, name: str) -> bool:
         return self.value(name) is not None
@@ -82,10 +88,14 @@ class ConstantFolder:
         fold: Callable = getattr(self, "_fold_" + node.op_type)
         data = self.value(node.input[0])
         if data is None:
+            if node.input[0] in self._why:
+                self._why[name] = self._why[node.input[0]]
             return None
         try:
             return np.asarray(fold(node, data))
-        except (ValueError, TypeError, IndexError, KeyError):
+        except (ValueError, TypeError, IndexError, KeyError) as e:
+            who = f"{node.op_type} {node.name!r}" if node.name else node.op_type
+            self._why[name] = f"{who} of constants could not be evaluated ({e})"
             return None
 
     def _optional(self, node: onnx.NodeProto, i: int) -> np.ndarray | None:
@@ -141,7 +151,18 @@ class ConstantFolder:
         x = data.astype(np.float64)
         if zero is not None:
             zero = zero.astype(np.float64)
-        if scale.ndim == 1 and scale.size > 1:
+        block = int(_attr(node, "block_size", 0) or 0)
+        if block > 0:   # blocked quantisation (opset 21): one scale per `block` elements along `axis`
+            axis = int(_attr(node, "axis", 1)) % max(x.ndim, 1)
+            if scale.ndim != x.ndim or -(-x.shape[axis] // block) != scale.shape[axis]:
+                raise ValueError(f"scale of shape {scale.shape} does not fit blocks of {block} along axis {axis} "
+                                 f"of a weight of shape {x.shape}")
+            cut = [slice(None)] * x.ndim
+            cut[axis] = slice(0, x.shape[axis])
+            scale = np.repeat(scale, block, axis=axis)[tuple(cut)]
+            if zero is not None:
+                zero = np.repeat(zero, block, axis=axis)[tuple(cut)]
+        elif scale.ndim == 1 and scale.size > 1:
             axis = int(_attr(node, "axis", 1)) % max(x.ndim, 1)
             shape = [1] * x.ndim
             shape[axis] = scale.size

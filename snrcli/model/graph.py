@@ -1,4 +1,4 @@
-"""Finding the layers of an ONNX graph (spec sections 1, 5 and 6).
+"""Finding the layers of an ONNX graph (docs/metrics.md: Words; Activity and layer means; The classifier).
 
 Knows ONNX, not data or onnxruntime. ``discover(model)`` returns a ``GraphInfo``:
 the layers numbered 1..L (weights as a units x inputs-per-unit view, conv
@@ -8,6 +8,7 @@ reasons, the graph inputs and the output used for accuracy.
 
 from __future__ import annotations
 
+import ast
 import heapq
 import math
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ import onnx
 from onnx import helper
 
 from .constants import ConstantFolder, _attr
+from .layout import input_layout
+from .reach import WEIGHTED, live_tensors, score_kind, subgraph_ops
+from .sites import Site, SiteFinder
 from ..errors import ModelError, UsageError
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -68,6 +72,10 @@ class Layer:
     gate: str | None = None
     classifier: bool = False
     weight_name: str = ""
+    feeds_output: bool = True           # False when no graph output depends on the layer's output
+    node: str = ""                        # the node's name (``name`` may be the exporter's module path)
+    input_site: Site | None = None        # docs/metrics.md, Noise models: the activation the layer reads ...
+    unit_site: Site | None = None         # ... and the one its output feeds
 
     @property
     def units(self) -> int:
@@ -104,6 +112,7 @@ class GraphInput:
     name: str
     elem_type: int
     dims: list[Dim]
+    layout: str | None = None   # "nchw" or "nhwc" where the graph tells (model/layout.py)
 
     @property
     def np_dtype(self) -> np.dtype:
@@ -119,11 +128,30 @@ class GraphInfo:
     accuracy_output: str | None
     shapes: dict[str, list[Dim]] = field(default_factory=dict)
     weight_inputs: list[str] = field(default_factory=list)  # initializers also listed as graph inputs
+    score_kind: str | None = None   # the scored output: "probability" (Sigmoid), "logit" (a layer's output)
 
 
 def node_name(node: onnx.NodeProto) -> str:
-    """The node's name, or its first output's name when it has none (spec section 8)."""
+    """The node's name, or its first output's name when it has none (docs/report-format.md, layers)."""
     return node.name or (node.output[0] if node.output else node.op_type)
+
+
+SCOPES_KEY = "pkg.torch.onnx.name_scopes"   # torch's dynamo exporter: module paths, then the node's own name
+
+
+def module_path(node: onnx.NodeProto) -> str | None:
+    """The module path torch's ONNX exporter stores in a node's metadata (``['', 'blocks.0', 'blocks.0.fc1',
+    'linear_3']`` gives ``blocks.0.fc1``), or None."""
+    for p in node.metadata_props:
+        if p.key != SCOPES_KEY or len(p.value) > 10_000:
+            continue
+        try:
+            scopes = ast.literal_eval(p.value)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return None
+        if isinstance(scopes, (list, tuple)) and len(scopes) >= 2 and all(isinstance(s, str) for s in scopes):
+            return scopes[-2] or None
+    return None
 
 
 def _dims(vi: onnx.ValueInfoProto) -> list[Dim] | None:
@@ -249,7 +277,7 @@ class _Walker:
         return all(x == y or (not isinstance(x, int) and not isinstance(y, int)) for x, y in zip(ka, kb))
 
     def activity_gate(self, t: str) -> str | None:
-        """Spec section 5: the Relu (or Clip min 0) output reached through per-unit constant ops."""
+        """docs/metrics.md, Activity and layer means: the Relu (or Clip min 0) output reached through per-unit constant ops."""
         while True:
             users = self.consumers.get(t, [])
             if len(users) != 1:
@@ -266,30 +294,40 @@ class _Walker:
                 if lo is not None and np.size(lo) == 1 and float(np.asarray(lo).reshape(-1)[0]) == 0.0:
                     return n.output[0]
                 return None
-            if op in ("Identity", "Dropout", "Squeeze", "Unsqueeze"):
-                pass
-            elif op == "BatchNormalization":
-                if n.input[0] != t:
-                    return None
-            elif op in ("Add", "Mul"):
-                if not self.other_is_constant(n, t):
-                    return None
-            elif op in ("Sub", "Div"):
-                if not self.other_is_constant(n, t, right_only=True):
-                    return None
-            elif op in ("Reshape", "Flatten"):
-                if n.input[0] != t or not self.only_unit_axes(t, n.output[0]):
-                    return None
-            else:
+            t = self.passes(n, t)
+            if t is None:
                 return None
-            t = n.output[0]
+
+    def passes(self, n: onnx.NodeProto, t: str) -> str | None:
+        """Section 5's walk from ``t`` through its consumer ``n``: n's output when the walk goes on
+        (a per-unit op with constants, or a size-1 axis change), None when it stops there."""
+        if n.domain not in DEFAULT_DOMAINS or not n.output:
+            return None
+        op = n.op_type
+        if op in ("Identity", "Dropout", "Squeeze", "Unsqueeze"):
+            pass
+        elif op == "BatchNormalization":
+            if n.input[0] != t:
+                return None
+        elif op in ("Add", "Mul"):
+            if not self.other_is_constant(n, t):
+                return None
+        elif op in ("Sub", "Div"):
+            if not self.other_is_constant(n, t, right_only=True):
+                return None
+        elif op in ("Reshape", "Flatten"):
+            if n.input[0] != t or not self.only_unit_axes(t, n.output[0]):
+                return None
+        else:
+            return None
+        return n.output[0]
 
     def _rank(self, t: str) -> int | None:
         s = self.shapes.get(t)
         return None if s is None else len(s)
 
     def reaches_output(self, layer: Layer, target: str) -> bool:
-        """Spec section 6: does the layer's output reach ``target`` through classifier-neutral ops?"""
+        """docs/metrics.md, The classifier: does the layer's output reach ``target`` through classifier-neutral ops?"""
         units = layer.units
         start_rank = self._rank(layer.output) or (2 if layer.op == "Gemm" else None)
         # unit axis as a negative index (dense: last; conv: axis 1)
@@ -335,7 +373,7 @@ class _Walker:
 
 
 def pick_accuracy_output(graph: onnx.GraphProto, shapes, types, output: str | None) -> str | None:
-    """``--output NAME``, else the first float graph output of rank >= 1 (spec section 8)."""
+    """``--output NAME``, else the first float graph output of rank >= 1 (docs/metrics.md, Accuracy and baselines)."""
     names = [o.name for o in graph.output]
     if output is not None:
         if output not in names:
@@ -390,6 +428,9 @@ def _as_layer(node, folder: ConstantFolder) -> Layer | Skipped | None:
         return Skipped(name, op, "node has no output (malformed graph)")
     a_const, b = folder.is_constant(node.input[0]), folder.value(node.input[1])
     if b is None:
+        why = folder.why_not(node.input[1])
+        if why:
+            return Skipped(name, op, f"its weight {node.input[1]!r} comes from constants but is not usable: {why}")
         return Skipped(name, op, "constant on the left" if a_const else
                        f"{op} of two activations" if op != "Conv" else "weight is not a constant")
     b = b.astype(np.float64)
@@ -416,7 +457,7 @@ def _as_layer(node, folder: ConstantFolder) -> Layer | Skipped | None:
 
 def discover(model: onnx.ModelProto, *, output: str | None = None,
              centre_classifier: bool = True) -> GraphInfo:
-    """Find layers, skipped ops, activity gates and the classifier (spec sections 1, 5, 6)."""
+    """Find layers, skipped ops, activity gates and the classifier (docs/metrics.md: Words, Activity, The classifier)."""
     graph = model.graph
     init_names = {t.name for t in graph.initializer}
     inputs, weight_inputs = [], []
@@ -424,28 +465,43 @@ def discover(model: onnx.ModelProto, *, output: str | None = None,
         if vi.name in init_names:
             weight_inputs.append(vi.name)
             continue
-        inputs.append(GraphInput(vi.name, vi.type.tensor_type.elem_type, _dims(vi) or []))
+        dims = _dims(vi) or []
+        inputs.append(GraphInput(vi.name, vi.type.tensor_type.elem_type, dims, input_layout(graph, vi.name, len(dims))))
     shapes, types = infer_shapes(model)
     nodes = topological_order(graph)
     folder = ConstantFolder(graph)
     opset = _opset(model)
     layers: list[Layer] = []
     skipped: list[Skipped] = []
+    paths: list[str | None] = []
     for node in nodes:
         found = _as_layer(node, folder)
         if isinstance(found, Layer):
             found.index = len(layers) + 1
+            found.node = found.name
             layers.append(found)
+            paths.append(module_path(node))
         elif isinstance(found, Skipped):
             skipped.append(found)
+        skipped += [Skipped(*s) for s in subgraph_ops(node, (*WEIGHTED, *SKIP_REASONS, *ML_WEIGHTED))]
+    for layer, path in zip(layers, paths):
+        if path and paths.count(path) == 1:
+            layer.name = path
+    live = live_tensors(nodes, [o.name for o in graph.output])
+    for layer in layers:
+        layer.feeds_output = layer.output in live
     walker = _Walker(nodes, folder, shapes, opset)
+    sites = SiteFinder(nodes, folder, shapes, opset, walker)
     for layer in layers:
         layer.gate = walker.activity_gate(layer.output)
+        layer.input_site = sites.input_site(layer.input)
+        layer.unit_site = sites.unit_site(layer.output)
     acc_out = pick_accuracy_output(graph, shapes, types, output)
     if centre_classifier and acc_out is not None:
         for layer in reversed(layers):
             if layer.group == 1 and walker.reaches_output(layer, acc_out):
                 layer.classifier = True
                 break
+    kind = score_kind(nodes, acc_out, {L.output for L in layers}, folder.is_constant)
     return GraphInfo(layers=layers, skipped=skipped, inputs=inputs, outputs=[o.name for o in graph.output],
-                     accuracy_output=acc_out, shapes=shapes, weight_inputs=weight_inputs)
+                     accuracy_output=acc_out, shapes=shapes, weight_inputs=weight_inputs, score_kind=kind)

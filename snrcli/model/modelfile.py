@@ -71,6 +71,25 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
     return load_model_bytes(path)[0]
 
 
+def parse_model(raw: bytes, label: str) -> onnx.ModelProto:
+    """The ONNX model serialised in ``raw`` (``label`` names it in errors); ModelError when it is not one."""
+    try:
+        model = onnx.load_model_from_string(bytes(raw))
+    except Exception as e:  # protobuf raises DecodeError and others
+        raise ModelError(f"cannot read {label} as an ONNX model ({type(e).__name__}: {str(e)[:120]}); "
+                         "is the file truncated or not ONNX?") from e
+    if not model.HasField("graph") or (len(model.graph.node) == 0 and len(model.graph.input) == 0):
+        raise ModelError(f"{label} holds no ONNX graph (is it another kind of protobuf?)")
+    if not _names_are_text(model.graph):
+        raise ModelError(f"{label} holds names that are not UTF-8 text: the file is corrupt")
+    return model
+
+
+def external_tensor_names(model: onnx.ModelProto) -> list[str]:
+    """The tensors whose data is stored outside the model (external data)."""
+    return [t.name for t in _external_tensors(model)]
+
+
 def load_model_bytes(path: str | os.PathLike) -> tuple[onnx.ModelProto, bytes | None]:
     """``load_model``, and the file's bytes when they hold the whole model (no external data): what the
     model was parsed from, so a session can be made from them without serialising the model again."""
@@ -79,18 +98,15 @@ def load_model_bytes(path: str | os.PathLike) -> tuple[onnx.ModelProto, bytes | 
         raise ModelError(f"model file not found: {p}")
     if p.is_dir():
         raise ModelError(f"model path is a folder, not an .onnx file: {p}")
+    if not p.is_file():     # a FIFO would block, a device never ends: refused before opening
+        raise ModelError(f"model path {p} is not a regular file (a FIFO or a device); name the .onnx file")
     if p.stat().st_size == 0:
         raise ModelError(f"model file is empty (0 bytes): {p}")
     try:
         raw = p.read_bytes()
-        model = onnx.load_model_from_string(raw)
-    except Exception as e:  # protobuf raises DecodeError and others
-        raise ModelError(f"cannot read {p} as an ONNX model ({type(e).__name__}: {str(e)[:120]}); "
-                         "is the file truncated or not ONNX?") from e
-    if not model.HasField("graph") or (len(model.graph.node) == 0 and len(model.graph.input) == 0):
-        raise ModelError(f"{p} holds no ONNX graph (is it another kind of protobuf?)")
-    if not _names_are_text(model.graph):
-        raise ModelError(f"{p} holds names that are not UTF-8 text: the file is corrupt")
+    except OSError as e:
+        raise ModelError(f"cannot read {p}: {e.strerror or e}") from e
+    model = parse_model(raw, str(p))
     if check_external_paths(model, p.parent):
         try:
             external_data_helper.load_external_data_for_model(model, str(p.parent))

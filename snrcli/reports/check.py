@@ -17,12 +17,14 @@ every condition passes and ``EXIT_CHECK_FAILED`` (1) otherwise.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+from .numbers import fmt_number
 from .paths import Path, PathError, kind_of, resolve, scan_path
 
 SCHEMA = "snr-check/1"
@@ -79,7 +81,11 @@ def _number_at(text: str, pos: int, flag: str, what: str) -> tuple[float, str, i
     m = _NUMBER.match(text, pos)
     if not m:
         raise UsageError(f"{flag} {text!r}: expected {what} at column {pos + 1}, found {_found(text, pos)}")
-    return float(m.group()), m.group(), m.end()
+    value = float(m.group())
+    if not math.isfinite(value):
+        raise UsageError(f"{flag} {text!r}: {m.group()} at column {pos + 1} is too large for a number "
+                         "(it overflows to infinity)")
+    return value, m.group(), m.end()
 
 
 def parse_requirement(expr: str) -> Requirement:
@@ -146,18 +152,15 @@ def numeric_value(report: dict[str, Any], path: Path, label: str, flag: str) -> 
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         shown = f" ({v!r})" if isinstance(v, (str, bool)) else ""
         raise UsageError(f"{flag}: {path.text} is {kind_of(v)}{shown} in {label}, not a number")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise UsageError(f"{flag}: {path.text} is {v} in {label}, not a finite number, so it cannot be checked")
     return v
 
 
 def fmt_num(v: float, *, keep: Callable[[float], bool] | None = None) -> str:
-    """Four decimals (six significant digits for very small or large values), or the exact repr
-    when the rounded number would get a different verdict from ``keep`` than the value itself."""
-    if isinstance(v, int) and not isinstance(v, bool):
-        return str(v)
-    s = f"{v:.4f}" if v == 0 or 1e-3 <= abs(v) < 1e6 else f"{v:.6g}"
-    if keep is not None and keep(float(s)) != keep(v):
-        return repr(v)
-    return s
+    """The tables' number format (``numbers.fmt_number``), or the exact repr when the rounded
+    number would get a different verdict from ``keep`` than the value itself."""
+    return fmt_number(v, keep=keep)
 
 
 @dataclass

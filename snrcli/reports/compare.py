@@ -2,8 +2,8 @@
 
 Pure logic over report dicts (schema ``snr-report/1``); no click, no rich.
 
-- Two runs (A, B): layers are matched by their ``index`` field. A layer whose name, op
-  or unit count differs between the runs is still matched (with a warning); a layer
+- Two runs (A, B): layers are matched by their ``index`` field. Layers whose name, op
+  or unit count differ between the runs are still matched (one warning for all); a layer
   present in one run only gets nulls for the other. Every figure has ``a``, ``b`` and
   ``delta = b - a``; a delta with a null side is null.
 - Every comparison also ranks its runs by one figure (``network.G_total`` unless told
@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from ..errors import ReportError, UsageError
 from .paths import Path, PathError, kind_of, parse_path, resolve
-from .files import lookup
+from .files import setting
 
 SCHEMA = "snr-compare/1"
 
@@ -41,8 +41,8 @@ BASELINE_KEYS = ("mean_max_softmax", "sum_squared_weights", "log_spectral_norm_p
 DEFAULT_RANK_BY = "G_total"
 RANK_SHORTCUTS = {"G_total": "network.G_total", "G_hidden": "network.G_hidden", "G_final": "network.G_final"}
 # what decides the figures: runs that differ here are not comparable (dotted keys)
-SETTINGS_KEYS = ("settings.min_level", "settings.min_activity", "settings.centre_classifier", "data.sha256",
-                 "data.samples")
+SETTINGS_KEYS = ("settings.min_level", "settings.min_activity", "settings.centre_classifier",
+                 "settings.noise_model", "data.sha256", "data.samples")
 
 Warn = Callable[[str], None]
 
@@ -53,7 +53,7 @@ class Run:
 
     report: dict[str, Any]
     label: str                  # shown to the user (the path given, <stdin>, the model path)
-    source: str                 # the spec as given on the command line
+    source: str                 # the RUN as given on the command line
     kind: str                   # "file", "run-folder", "stdin" or "model" (analysed on the fly)
     path: str | None = None     # the report file read (None for stdin and models)
     sha256: str | None = None   # of the report bytes read (None for a model analysed on the fly)
@@ -76,11 +76,11 @@ def number(v: Any) -> int | float | None:
 
 
 def delta(a: Any, b: Any) -> int | float | None:
-    """``b - a``, or None when either side is not a number."""
+    """``b - a``, or None when either side is not a number (or the difference overflows)."""
     a, b = number(a), number(b)
     if a is None or b is None:
         return None
-    return b - a
+    return number(b - a)
 
 
 def triple(a: Any, b: Any) -> dict[str, Any]:
@@ -136,18 +136,18 @@ def check_settings(runs: list[Run], allow: bool, warn: Warn | None = None,
     diffs: list[dict[str, Any]] = []
     first = runs[0]
     for key in keys:
-        ref = lookup(first.report, key)
-        odd = [r for r in runs[1:] if not _same(lookup(r.report, key), ref)]
+        ref = setting(first.report, key)
+        odd = [r for r in runs[1:] if not _same(setting(r.report, key), ref)]
         if not odd:
             continue
         other = odd[0]
-        msg = f"{key} is {_show(ref)} in {first.label} but {_show(lookup(other.report, key))} in {other.label}"
+        msg = f"{key} is {_show(ref)} in {first.label} but {_show(setting(other.report, key))} in {other.label}"
         if len(odd) > 1:
             msg += f" (and differs in {len(odd) - 1} more run{'s' if len(odd) > 2 else ''})"
         if not allow:
             raise UsageError(f"the runs differ in a setting: {msg}; figures computed under different settings "
                              "or data are not comparable (pass --allow-different-settings to compare anyway)")
-        diffs.append({"key": key, "values": [lookup(r.report, key) for r in runs]})
+        diffs.append({"key": key, "values": [setting(r.report, key) for r in runs]})
         if warn:
             warn(f"{msg}; {note}")
     return diffs
@@ -173,6 +173,7 @@ def align_layers(a: Run, b: Run, figures: list[str], warn: Warn | None = None) -
     """One row per layer index of either run: names, ops, units and ``{a, b, delta}`` per figure."""
     la, lb = _layers_by_index(a), _layers_by_index(b)
     rows = []
+    differ: list[str] = []
     for idx in sorted(set(la) | set(lb)):
         A, B = la.get(idx), lb.get(idx)
         row: dict[str, Any] = {"index": idx}
@@ -182,12 +183,15 @@ def align_layers(a: Run, b: Run, figures: list[str], warn: Warn | None = None) -
         row["figures"] = {f: triple(None if A is None else A.get(f), None if B is None else B.get(f))
                           for f in figures}
         rows.append(row)
-        if A is not None and B is not None and warn:
+        if A is not None and B is not None:
             diffs = [f"{key} {_show(A.get(key))} vs {_show(B.get(key))}" for key in ("name", "op", "units")
                      if not _same(A.get(key), B.get(key))]
             if diffs:
-                warn(f"layer {idx} differs between A ({a.label}) and B ({b.label}): {', '.join(diffs)}; "
-                     "its rows are matched by layer index anyway")
+                differ.append(f"layer {idx}: {', '.join(diffs)}")
+    if differ and warn:
+        warn(f"{len(differ)} layer{'s differ' if len(differ) > 1 else ' differs'} between A ({a.label}) and B "
+             f"({b.label}), matched by layer index anyway (each row names both): {'; '.join(differ[:4])}"
+             + (f"; and {len(differ) - 4} more" if len(differ) > 4 else ""))
     if warn:
         for mine, theirs, side, run in ((la, lb, "A", a), (lb, la, "B", b)):
             only = sorted(set(mine) - set(theirs))
@@ -203,7 +207,8 @@ def _rank_value(run: Run, path: Path) -> tuple[Any, str | None]:
     except PathError as e:
         return None, str(e)
     if v is not None and number(v) is None:
-        raise UsageError(f"--rank-by {path.text}: it is {kind_of(v)} in {run.label}, not a number")
+        what, want = (repr(v), "a finite number") if isinstance(v, float) else (kind_of(v), "a number")
+        raise UsageError(f"--rank-by {path.text}: it is {what} in {run.label}, not {want}")
     return v, None
 
 

@@ -11,11 +11,14 @@ the number of runs used.
 - A run whose figure is null is dropped from that row only (``n`` says how many
   runs a row used). A row with fewer than 3 runs, or whose figure or target is
   constant over its runs, has null statistics and a warning.
-- Partial rank correlation with one control variable z: the ranks of the figure
-  and of the target are each regressed (least squares with intercept) on the
-  ranks of z; ``partial_rho`` is Spearman's rho of the two residual vectors and
-  ``partial_p`` its two-sided p-value from Student's t with n - 3 degrees of
-  freedom (one more lost to the control).
+- Partial rank correlation with one control variable z (``PARTIAL_METHOD``): the
+  ranks of the figure and of the target are each regressed (least squares with
+  intercept) on the ranks of z; ``partial_rho`` is Spearman's rho of the two
+  residual vectors and ``partial_p`` its two-sided p-value from Student's t with
+  n - 3 degrees of freedom (one more lost to the control).
+- Layers are matched across runs by index; where their names differ (a network
+  exported with and without dropout, say) one note says so and each row lists the
+  names it used.
 """
 
 from __future__ import annotations
@@ -33,17 +36,20 @@ import numpy as np
 from scipy import stats
 
 from ..errors import UsageError
-from .files import lookup, read_report
+from .files import lookup, read_report, setting
 
 SCHEMA = "snr-correlate/1"
 MIN_RUNS = 3
 # settings that decide the figures and must agree over the family (dotted paths into a report)
-SHARED_KEYS = ("settings.min_level", "settings.min_activity", "settings.centre_classifier", "data.sha256",
-               "data.samples")
+SHARED_KEYS = ("settings.min_level", "settings.min_activity", "settings.centre_classifier",
+               "settings.noise_model", "data.sha256", "data.samples")
 NETWORK_KEYS = ("G_hidden", "G_final", "G_total")
 BASELINE_KEYS = ("mean_max_softmax", "sum_squared_weights", "log_spectral_norm_product")
 STAT_KEYS = ("spearman_rho", "spearman_p", "kendall_tau", "kendall_p", "pearson_r", "r2", "n")
 PARTIAL_KEYS = ("partial_rho", "partial_p", "partial_n")
+PARTIAL_METHOD = ("partial Spearman: the ranks of the figure and of the target each regressed (least squares, "
+                  "with intercept) on the ranks of the control; Spearman's rho of the two residuals, p from "
+                  "Student's t with n - 3 degrees of freedom")
 
 Warn = Callable[[str], None]
 
@@ -140,14 +146,37 @@ class Run:
     source: str = ""                   # the path the user gave
     kind: str = "report"               # "report", "run-folder" or "model"
     covariates: dict[str, Any] = field(default_factory=dict)
+    sha256: str | None = None          # of the report bytes read (None for a model analysed on the fly)
 
 
 def load_report_file(spec: str) -> tuple[dict[str, Any], str, str]:
     """A report file, a run folder or ``-`` (stdin) -> (dict, label, kind); run folders are labelled by name."""
+    run = load_run(spec)
+    return run.report, run.label, run.kind
+
+
+def load_run(spec: str) -> Run:
+    """A report file, a run folder or ``-`` (stdin) as a ``Run``; run folders are labelled by name."""
     loaded = read_report(spec)
-    if loaded.kind == "run-folder":
-        return loaded.report, Path(spec).resolve().name, "run-folder"
-    return loaded.report, loaded.label, "report"
+    kind = "run-folder" if loaded.kind == "run-folder" else "report"
+    label = Path(spec).resolve().name if kind == "run-folder" else loaded.label
+    return Run(report=loaded.report, label=label, aliases=aliases_for(spec, kind), source=spec, kind=kind,
+               sha256=loaded.sha256)
+
+
+def check_distinct(runs: list[Run]) -> None:
+    """The same report (equal bytes) or the same model path given twice is a usage error."""
+    seen: dict[str, Run] = {}
+    for r in runs:
+        key = f"report {r.sha256}" if r.sha256 else (f"model {Path(r.source).resolve()}" if r.kind == "model"
+                                                     else None)
+        if key is None:
+            continue
+        if key in seen:
+            what = "model" if r.kind == "model" else "report"
+            raise UsageError(f"{seen[key].source} and {r.source} are the same {what}: give each run once "
+                             "(a run counted twice would weigh twice in every correlation)")
+        seen[key] = r
 
 
 def aliases_for(spec: str, kind: str) -> tuple[str, ...]:
@@ -170,6 +199,7 @@ class Figure:
     group: str               # "layer", "classifier", "network", "baseline"
     values: list[float | None]
     layer: int | None = None
+    names: list[str] | None = None   # layer rows: the layer's names across the runs
 
 
 def _number(v: Any) -> float | None:
@@ -191,22 +221,26 @@ def figures(reports: list[dict[str, Any]], warn: Warn | None = None) -> list[Fig
             if isinstance(idx, int):
                 by_index.setdefault(idx, [None] * len(reports))[k] = L
     out: list[Figure] = []
+    renamed: list[str] = []
     for idx in sorted(by_index):
         layers = by_index[idx]
         present = [L for L in layers if L is not None]
         names = list(dict.fromkeys(str(L.get("name")) for L in present))
-        if len(names) > 1 and warn:
-            warn(f"layer {idx} has different names across the runs ({', '.join(names[:4])}); "
-                 "rows match layers by index")
-        name = names[0]
+        if len(names) > 1:
+            renamed.append(f"{idx} ({' | '.join(names[:3])}{' | ...' if len(names) > 3 else ''})")
+        name = "|".join(names[:3]) + ("|..." if len(names) > 3 else "")
         for fig in ("S_mean", "G_mean"):
             out.append(Figure(f"layers[{idx}].{fig}", f"L{idx} {name}  {fig[0]}", "layer",
-                              [None if L is None else _number(L.get(fig)) for L in layers], idx))
+                              [None if L is None else _number(L.get(fig)) for L in layers], idx, names))
         if any(L.get("classifier") for L in present):
             for fig in ("S_mean_centred", "G_mean_centred"):
                 out.append(Figure(f"layers[{idx}].{fig}", f"L{idx} {name}  {fig[0]} centred", "classifier",
                                   [None if L is None or not L.get("classifier") else _number(L.get(fig))
-                                   for L in layers], idx))
+                                   for L in layers], idx, names))
+    if renamed and warn:
+        warn(f"layer names differ across the runs at layer{'s' if len(renamed) > 1 else ''} "
+             f"{', '.join(renamed[:5])}{', ...' if len(renamed) > 5 else ''}: rows match layers by index and "
+             "list the names they used")
     for key in NETWORK_KEYS:
         out.append(Figure(f"network.{key}", key, "network", [_number(lookup(r, f"network.{key}")) for r in reports]))
     for key in BASELINE_KEYS:
@@ -221,9 +255,9 @@ def check_shared_settings(runs: list[Run], allow: bool, warn: Warn | None = None
     for key in SHARED_KEYS:
         groups: dict[str, list[str]] = {}
         for run in runs:
-            groups.setdefault(json.dumps(lookup(run.report, key)), []).append(run.label)
+            groups.setdefault(json.dumps(setting(run.report, key)), []).append(run.label)
         if len(groups) == 1:
-            shared[key] = lookup(runs[0].report, key)
+            shared[key] = setting(runs[0].report, key)
             continue
         shared[key] = None
         parts = "; ".join(f"{v} ({', '.join(labels[:3])}{', ...' if len(labels) > 3 else ''})"
@@ -235,86 +269,6 @@ def check_shared_settings(runs: list[Run], allow: bool, warn: Warn | None = None
         if warn:
             warn(msg + " (--allow-different-settings)")
     return shared
-
-
-# --------------------------------------------------------------------------- covariates
-
-
-@dataclass
-class Covariates:
-    path: str
-    columns: list[str]
-    rows: dict[str, dict[str, str]]   # run name -> raw row
-
-
-def read_covariates(path: str) -> Covariates:
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise UsageError(f"--covariates {path}: cannot read it: {e.strerror or e}") from None
-    reader = csv.DictReader(io.StringIO(text))
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    if "run" not in columns:
-        raise UsageError(f"--covariates {path} has no 'run' column (columns: {', '.join(columns) or 'none'})")
-    rows: dict[str, dict[str, str]] = {}
-    for line, raw in enumerate(reader, start=2):
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-        name = row.get("run", "")
-        if not name:
-            raise UsageError(f"--covariates {path}, line {line}: empty run name")
-        if name in rows:
-            raise UsageError(f"--covariates {path}: run {name!r} appears twice")
-        rows[name] = row
-    return Covariates(path, columns, rows)
-
-
-def attach_covariates(runs: list[Run], cov: Covariates) -> None:
-    """Give each run its covariates row; unknown names and runs without a row are usage errors."""
-    owner: dict[str, Run] = {}
-    unknown = []
-    for name in cov.rows:
-        matches = [r for r in runs if name in r.aliases]
-        if not matches:
-            unknown.append(name)
-        elif len(matches) > 1:
-            raise UsageError(f"--covariates: run name {name!r} matches several runs "
-                             f"({', '.join(r.source for r in matches)}); name them by path")
-        else:
-            if id(matches[0]) in {id(r) for r in owner.values()}:
-                other = next(k for k, r in owner.items() if r is matches[0])
-                raise UsageError(f"--covariates: rows {other!r} and {name!r} both name the run {matches[0].source}")
-            owner[name] = matches[0]
-    if unknown:
-        raise UsageError(f"--covariates {cov.path}: unknown run name(s) {', '.join(map(repr, unknown[:5]))}"
-                         f"{' ...' if len(unknown) > 5 else ''}; runs are named by report path, run-folder "
-                         f"name or model file stem: {', '.join(r.label for r in runs[:5])}"
-                         f"{' ...' if len(runs) > 5 else ''}")
-    missing = [r.source for r in runs if r not in owner.values()]
-    if missing:
-        raise UsageError(f"--covariates {cov.path} has no row for {', '.join(missing[:5])}"
-                         f"{' ...' if len(missing) > 5 else ''}")
-    for name, run in owner.items():
-        run.covariates = cov.rows[name]
-
-
-def covariate_column(runs: list[Run], cov: Covariates, column: str, flag: str) -> list[float]:
-    """The numeric column ``column`` for every run (all present), or a usage error naming what is wrong."""
-    if column not in cov.columns:
-        raise UsageError(f"{flag} {column}: no such column in {cov.path} "
-                         f"(columns: {', '.join(c for c in cov.columns if c != 'run')})")
-    values = []
-    for run in runs:
-        raw = run.covariates.get(column, "")
-        if raw == "":
-            raise UsageError(f"{flag} {column}: {cov.path} has no value for run {run.label}")
-        try:
-            v = float(raw)
-        except ValueError:
-            raise UsageError(f"{flag} {column}: column is not numeric ({raw!r} for run {run.label})") from None
-        if not math.isfinite(v):
-            raise UsageError(f"{flag} {column}: {raw!r} for run {run.label} is not a finite number")
-        values.append(v)
-    return values
 
 
 # --------------------------------------------------------------------------- the whole table
@@ -339,6 +293,7 @@ class Correlation:
             "schema": SCHEMA,
             "target": self.target,
             "control": self.control,
+            "partial_method": PARTIAL_METHOD if self.control else None,
             "runs": [{"label": r.label, "source": r.source, "kind": r.kind,
                       "model": lookup(r.report, "model.path"), "model_sha256": lookup(r.report, "model.sha256"),
                       "target": t, "control": None if self.control_values is None else self.control_values[k],
@@ -404,7 +359,7 @@ def correlate_runs(runs: list[Run], *, target: str = "accuracy", target_values: 
         st, why = pair_stats(f.values, target_values)
         if why and not target_constant:
             note(f"{f.key}: {why}; its statistics are null")
-        row = {"figure": f.key, "label": f.label, "group": f.group, "layer": f.layer, **st}
+        row = {"figure": f.key, "label": f.label, "group": f.group, "layer": f.layer, "names": f.names, **st}
         if control_values is not None:
             pst, pwhy = partial_stats(f.values, target_values, control_values)
             if pwhy and not why and not target_constant:
@@ -418,11 +373,7 @@ def correlate_runs(runs: list[Run], *, target: str = "accuracy", target_values: 
 
 def runs_from_specs(specs: Iterable[str]) -> list[Run]:
     """Load report files and run folders (not models) into ``Run`` objects."""
-    out = []
-    for spec in specs:
-        data, label, kind = load_report_file(spec)
-        out.append(Run(report=data, label=label, aliases=aliases_for(spec, kind), source=spec, kind=kind))
-    return out
+    return [load_run(spec) for spec in specs]
 
 
 def unique_labels(runs: list[Run]) -> None:

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, Sequence, TextIO
 
 from ..errors import ReportError
+from .paths import kind_of
 
 REPORT_SCHEMA = "snr-report/1"
 STDIN = "-"
@@ -22,7 +24,24 @@ RUN_FOLDER_FILE = "report.json"
 
 # schemas this package writes that are not reports: a hint when one is passed by mistake
 _OTHER_SCHEMAS = {"snr-compare/1": "snr compare --json", "snr-check/1": "snr check --json",
-                  "snr-correlate/1": "snr correlate --json"}
+                  "snr-correlate/1": "snr correlate --json", "snr-inspect/1": "snr inspect --json"}
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe copy: numpy arrays and scalars to Python, NaN and infinities to None (without
+    importing numpy: reports read from files hold none, and compare and check run without it)."""
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    if isinstance(value, float):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    if hasattr(value, "tolist"):   # numpy arrays and scalars (numpy.float64 is a float, handled above)
+        return clean(value.tolist())
+    return value
 
 
 @dataclass
@@ -31,7 +50,7 @@ class LoadedReport:
 
     report: dict[str, Any]
     label: str            # shown to the user: the path as given, or <stdin>
-    source: str           # the spec as given ("runs/a", "a.json", "-")
+    source: str           # the RUN as given ("runs/a", "a.json", "-")
     kind: str             # "file", "run-folder" or "stdin"
     path: str | None      # the file actually read (None for stdin)
     sha256: str           # of the bytes read
@@ -41,8 +60,52 @@ class _NonFinite(ValueError):
     pass
 
 
+class _BadNumber(ValueError):
+    pass
+
+
+MAX_INT_DIGITS = 19   # a report's integers are counts and indices: int64 at most
+
+
 def _reject_constant(name: str) -> Any:
     raise _NonFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise _BadNumber(f"the number {text[:40]}, which overflows to infinity (snr writes undefined figures "
+                         "as null)")
+    return v
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise _BadNumber(f"an integer of {digits} digits, too large for a report")
+    return int(text)
+
+
+def _surrogate_at(value: Any, where: str = "") -> str | None:
+    """The place of the first string (or key) holding a lone surrogate (a JSON \\ud800 escape), or None."""
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return where or "the top level"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _surrogate_at(k, where or "a key") or _surrogate_at(v, f"{where}.{k}" if where else str(k))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _surrogate_at(v, f"{where}[{i + 1}]")
+            if found:
+                return found
+    return None
 
 
 def parse_report(raw: bytes, label: str) -> dict[str, Any]:
@@ -57,11 +120,14 @@ def parse_report(raw: bytes, label: str) -> dict[str, Any]:
     if not text.strip():
         raise ReportError(f"{label} is empty; expected an {REPORT_SCHEMA} JSON report")
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
+                          parse_int=_bounded_int)
     except json.JSONDecodeError as e:
         raise ReportError(f"{label}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
     except _NonFinite as e:
         raise ReportError(f"{label} holds {e} (not valid JSON; snr writes undefined figures as null)") from None
+    except _BadNumber as e:
+        raise ReportError(f"{label} holds {e}; not a report snr wrote") from None
     except RecursionError:
         raise ReportError(f"{label}: JSON nested too deeply to be a report") from None
     if not isinstance(data, dict):
@@ -71,6 +137,9 @@ def parse_report(raw: bytes, label: str) -> dict[str, Any]:
         raise ReportError(f"{label} has no 'schema' key; this snr reads {REPORT_SCHEMA} reports "
                           "(from snr analyze --json or --out)")
     schema = data["schema"]
+    if not isinstance(schema, str):
+        raise ReportError(f"{label} has a 'schema' that is {kind_of(schema)}, not the string "
+                          f"{json.dumps(REPORT_SCHEMA)}; expected an {REPORT_SCHEMA} report")
     if schema != REPORT_SCHEMA:
         hint = f" (that is the output of {_OTHER_SCHEMAS[schema]})" if schema in _OTHER_SCHEMAS else ""
         raise ReportError(f"{label} has schema {json.dumps(schema)}{hint}; this snr supports {REPORT_SCHEMA}")
@@ -81,6 +150,10 @@ def parse_report(raw: bytes, label: str) -> dict[str, Any]:
     for i, L in enumerate(layers):
         if not isinstance(L, dict):
             raise ReportError(f"{label}: layers[{i}] is not an object; not a valid {REPORT_SCHEMA} report")
+    where = _surrogate_at(data)
+    if where:
+        raise ReportError(f"{label}: {where} holds a lone surrogate (a \\u escape of half a character), "
+                          "which is not text; not a report snr wrote")
     return data
 
 
@@ -162,6 +235,37 @@ def report_sha256(source: str | os.PathLike | bytes) -> str:
     except OSError as e:
         raise ReportError(f"{f}: cannot read it: {e.strerror or e}") from None
     return h.hexdigest()
+
+
+def expand_runs(specs: Sequence[str]) -> list[str]:
+    """RUN arguments with each folder of reports replaced by its reports.
+
+    A folder holding ``report.json`` is one run (a run folder written by ``snr analyze --out``); any
+    other folder stands for the ``*.json`` files and the run folders inside it, sorted by name.
+    Everything else is kept as given. A folder with neither is a ``ReportError``.
+    """
+    out: list[str] = []
+    for spec in specs:
+        p = Path(spec)
+        if spec == STDIN or not p.is_dir() or (p / RUN_FOLDER_FILE).is_file():
+            out.append(spec)
+            continue
+        inside = sorted((c for c in p.iterdir() if (c.is_file() and c.suffix.lower() == ".json")
+                         or (c.is_dir() and (c / RUN_FOLDER_FILE).is_file())), key=lambda c: c.name)
+        if not inside:
+            raise ReportError(f"{spec} is a folder without {RUN_FOLDER_FILE} and without *.json reports or run "
+                              "folders inside it")
+        out += [str(c) for c in inside]
+    return out
+
+
+SETTING_DEFAULTS = {"settings.noise_model": "relu"}   # what reports written before a setting existed used
+
+
+def setting(report: dict[str, Any], dotted: str) -> Any:
+    """``lookup``, with the value a report written before the setting existed used (``SETTING_DEFAULTS``)."""
+    value = lookup(report, dotted)
+    return SETTING_DEFAULTS.get(dotted) if value is None else value
 
 
 def lookup(report: dict[str, Any], dotted: str) -> Any:

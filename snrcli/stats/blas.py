@@ -6,8 +6,8 @@ spin for about 0.1 s after it returns (unless ``OPENBLAS_THREAD_TIMEOUT`` was se
 before numpy loaded it), taking cores from the next onnxruntime run; setting
 the thread count back to 1 does not stop them. So no BLAS call made while the
 batches stream uses more than one thread: the statistics threads are the
-parallelism. ``threadpoolctl`` finds the BLAS libraries (numpy's, and scipy's for
-the weight baselines) once per process, in 5-8 ms, and sets their thread counts.
+parallelism. ``threadpoolctl`` finds the BLAS libraries loaded by then (numpy's, and
+scipy's where it is loaded) once per process, in 5-8 ms, and sets their thread counts.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Shifted, mergeable co-moment sums (spec section 2), and the one way rows get into them: ``add_rows``.
+"""Shifted, mergeable co-moment sums (docs/metrics.md, Statistics gathered per layer), and the one way
+rows get into them: ``add_rows``.
 
 Co-moments use sums shifted by a fixed reference (the first rows' means), so
 large means do not cancel and the result does not depend on how the data is

@@ -1,4 +1,4 @@
-"""A conv layer's co-moment sums, computed like its weight gradient (spec sections 1-2).
+"""A conv layer's co-moment sums, computed like its weight gradient (docs/metrics.md: Words, Statistics gathered per layer).
 
 A conv sample is one (item, output position) pair; its inputs are the patch
 elements ``j = (k, c)`` (kernel offset, channel), padding read as 0. For a chunk

@@ -1,7 +1,7 @@
-"""Streamed, mergeable per-layer statistics (spec section 2): a layer's co-moments (``comoments``),
-max |x| and non-zero fraction per input channel, activity per unit.
+"""Streamed, mergeable per-layer statistics (docs/metrics.md, Statistics gathered per layer): a layer's
+co-moments (``comoments``), max |x| and non-zero fraction per input channel, activity per unit.
 
-Four routes give the same cov(x_j, y_i) (y = W x, spec section 2):
+Four routes give the same cov(x_j, y_i) (y = W x, docs/metrics.md, Statistics gathered per layer):
 
 - ``gram`` (dense, P <= GRAM_RATIO * M inputs per unit): the shifted Gram matrix
   of x, times W^T at the end; half a P x P product per sample, output not read;
@@ -67,7 +67,7 @@ def gate_matrix(gate: np.ndarray, y_shape: tuple[int, ...], unit_axis: int, unit
 
 
 class LayerStats:
-    """Everything section 2 needs for one layer, gathered batch by batch."""
+    """Everything docs/metrics.md's statistics per layer need for one layer, gathered batch by batch."""
 
     def __init__(self, layer: Layer, exact: bool = False):
         self.layer = layer

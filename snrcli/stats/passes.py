@@ -1,4 +1,4 @@
-"""Passes over a layer's input values (spec section 2): max |x| and counts per feature, in as few
+"""Passes over a layer's input values (docs/metrics.md): max |x| and counts per feature, in as few
 numpy calls as the values allow."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Products of activations for the co-moments (spec section 2), and the buffers they reuse.
+"""Products of activations for the co-moments (docs/metrics.md, Statistics gathered per layer), and the buffers they reuse.
 
 float32 activations are multiplied in float32 blocks of at most ``BLOCK_ROWS``
 samples, each block's result summed in float64; float64 activations, small

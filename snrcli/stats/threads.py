@@ -2,8 +2,8 @@
 
 A conv layer's items in a batch are split across T threads, every thread adding
 its share to accumulators of its own (merged when the data is done, like
-``--jobs`` shards); a dense layer's waiting rows and buffered products are
-shared out the same way. Every BLAS call runs on one thread meanwhile
+``--jobs`` shards); a dense layer's rows and buffered products are shared
+out the same way. Every BLAS call runs on one thread meanwhile
 (``blas.one_thread``): T single-threaded products side by side beat one
 multi-threaded product followed by single-threaded element-wise passes (the
 patch copies, shifts and counts), which left all but one core idle. Nothing
@@ -16,7 +16,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
-MAX_DEFAULT_THREADS = 4   # default cap: every thread keeps its own co-moments for the split layers
+from ..analysis.settings import MAX_DEFAULT_THREADS
 
 T = TypeVar("T")
 
@@ -27,6 +27,19 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:   # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+THREADS_PER_CORE = 2      # --threads above this many per available core is capped (oversubscription only costs)
+
+
+def capped_threads(requested: int | None) -> tuple[int | None, str | None]:
+    """``requested`` held to THREADS_PER_CORE x the available cores, and the warning when it was cut.
+    Measured on 2 cores (digits MLP, 10,800 items): 2 threads 0.13 s, 4 0.34 s, 64 0.76 s, 256 4.3 s."""
+    cap = THREADS_PER_CORE * available_cores()
+    if requested is None or requested <= cap:
+        return requested, None
+    return cap, (f"--threads {requested} is more than {THREADS_PER_CORE} per available core "
+                 f"({available_cores()} cores): using {cap}")
 
 
 def stats_threads(requested: int | None) -> int:
