@@ -8,7 +8,8 @@ time over the rounds and the difference of the medians to its reference:
 
 - ``python -c "import click, rich"`` for the commands that need neither onnx nor
   onnxruntime: ``--help``, ``--version``, shell completion, and ``compare``, ``check``
-  and ``correlate`` on existing report files;
+  ``correlate`` and ``report`` on existing report files (``report`` also beside
+  ``import matplotlib.pyplot``, the plotting library it needs);
 - ``python -c "import numpy, onnxruntime"`` and the same plus the inference itself
   (a plain onnxruntime script that reads the data and runs the model over it in
   batches of 256, snr's default) for ``snr analyze`` on the sample MLP, and for
@@ -109,6 +110,7 @@ def rows(reports: list[Path]) -> list[tuple[str, str, list[str], dict[str, str]]
     a, b, c = (str(r) for r in reports)
     light, heavy = "import click, rich", "import numpy, onnxruntime"
     inference = "onnxruntime inference"
+    plotting = "import matplotlib.pyplot"   # what snr report draws with (the plot extra)
     return [
         (light, "", [PY, "-c", light], {}),
         ("snr --help", light, snr + ["--help"], {}),
@@ -123,6 +125,9 @@ def rows(reports: list[Path]) -> list[tuple[str, str, list[str], dict[str, str]]
         ("snr compare A B", light, snr + ["compare", a, b], {}),
         ("snr check A --require", light, snr + ["check", a, "--require", "network.G_total > -1e9"], {}),
         ("snr correlate A B C", light, snr + ["correlate", a, b, c], {}),
+        (plotting, "", [PY, "-c", plotting], {}),
+        ("snr report A --html", light, snr + ["report", a, "--html", str(Path(a).with_suffix(".html")), "--force"],
+         {}),
         (heavy, "", [PY, "-c", heavy], {}),
         (inference, "", [PY, "-c", INFERENCE, str(MLP), str(DATA)], {}),
         ("snr analyze (sample MLP)", inference, snr + ["analyze", str(MLP), "--data", str(DATA)], {}),

@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import numpy as np
-from scipy import stats
 
 from ..errors import UsageError
 from .files import lookup, read_report, setting
+from .ranks import correlation_p, kendall, pearson, rankdata, spearman
 
 SCHEMA = "snr-correlate/1"
 MIN_RUNS = 3
@@ -67,8 +66,8 @@ def _null_stats(n: int) -> dict[str, Any]:
             "pearson_r": None, "r2": None, "n": n}
 
 
-def _constant(a: np.ndarray) -> bool:
-    return bool(np.all(a == a[0]))
+def _constant(a: Sequence[float]) -> bool:
+    return all(v == a[0] for v in a)
 
 
 def pair_stats(x: Sequence[float | None], y: Sequence[float | None]) -> tuple[dict[str, Any], str | None]:
@@ -81,28 +80,28 @@ def pair_stats(x: Sequence[float | None], y: Sequence[float | None]) -> tuple[di
     n = len(pairs)
     if n < MIN_RUNS:
         return _null_stats(n), f"only {n} run(s) have this figure (at least {MIN_RUNS} needed)"
-    xa = np.array([p[0] for p in pairs])
-    ya = np.array([p[1] for p in pairs])
+    xa = [p[0] for p in pairs]
+    ya = [p[1] for p in pairs]
     if _constant(xa):
         return _null_stats(n), f"the figure is constant ({xa[0]:.6g}) over its {n} runs"
     if _constant(ya):
         return _null_stats(n), f"the target is constant ({ya[0]:.6g}) over these {n} runs"
-    rho, rho_p = stats.spearmanr(xa, ya)
-    tau, tau_p = stats.kendalltau(xa, ya)
-    r = stats.pearsonr(xa, ya).statistic
-    r = _finite(r)
+    rho, rho_p = spearman(xa, ya)
+    tau, tau_p = kendall(xa, ya)
+    r = _finite(pearson(xa, ya))
     return {"spearman_rho": _finite(rho), "spearman_p": _finite(rho_p), "kendall_tau": _finite(tau),
             "kendall_p": _finite(tau_p), "pearson_r": r, "r2": None if r is None else r * r, "n": n}, None
 
 
-def rank_residuals(values: np.ndarray, control: np.ndarray) -> np.ndarray:
+def rank_residuals(values: Sequence[float], control: Sequence[float]) -> list[float]:
     """Residuals of the (average) ranks of ``values`` after least-squares regression on the ranks of ``control``."""
-    rv = stats.rankdata(values)
-    rc = stats.rankdata(control)
-    rv = rv - rv.mean()
-    rc = rc - rc.mean()
-    slope = float(rv @ rc) / float(rc @ rc)
-    return rv - slope * rc
+    rv = rankdata(values)
+    rc = rankdata(control)
+    mv, mc = math.fsum(rv) / len(rv), math.fsum(rc) / len(rc)
+    rv = [v - mv for v in rv]
+    rc = [c - mc for c in rc]
+    slope = math.fsum(v * c for v, c in zip(rv, rc)) / math.fsum(c * c for c in rc)
+    return [v - slope * c for v, c in zip(rv, rc)]
 
 
 def partial_stats(x: Sequence[float | None], y: Sequence[float | None],
@@ -115,21 +114,16 @@ def partial_stats(x: Sequence[float | None], y: Sequence[float | None],
     null = {"partial_rho": None, "partial_p": None, "partial_n": n}
     if n < MIN_RUNS + 1:
         return null, f"partial correlation needs at least {MIN_RUNS + 1} runs, {n} have the figure"
-    xa, ya, za = (np.array([t[k] for t in triples]) for k in range(3))
+    xa, ya, za = ([t[k] for t in triples] for k in range(3))
     if _constant(za):
         return null, "the control is constant over the runs"
     if _constant(xa) or _constant(ya):
         return null, None  # already said by pair_stats
     ex, ey = rank_residuals(xa, za), rank_residuals(ya, za)
-    if _constant(np.round(ex, 12)) or _constant(np.round(ey, 12)):
+    if _constant([round(v, 12) for v in ex]) or _constant([round(v, 12) for v in ey]):
         return null, "the control explains the ranks of one side completely (constant residuals)"
-    rho = float(stats.spearmanr(ex, ey).statistic)
-    df = n - 3
-    if abs(rho) >= 1.0:
-        p = 0.0
-    else:
-        t = rho * math.sqrt(df / (1.0 - rho * rho))
-        p = float(2.0 * stats.t.sf(abs(t), df))
+    rho = spearman(ex, ey)[0]
+    p = correlation_p(rho, n - 3)
     return {"partial_rho": _finite(rho), "partial_p": _finite(p), "partial_n": n}, None
 
 
@@ -351,7 +345,7 @@ def correlate_runs(runs: list[Run], *, target: str = "accuracy", target_values: 
             seen[sha] = r.label
     figs = figures([r.report for r in runs], note)
     rows = []
-    target_constant = _constant(np.array(target_values))
+    target_constant = _constant(target_values)
     if target_constant:
         note(f"the target {target} is constant ({target_values[0]:.6g}) over all {len(runs)} runs: "
              "every statistic is null")
