@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 
 from ..errors import UsageError
-from .files import lookup, read_report, setting
+from .files import clean, lookup, read_report, setting
 from .ranks import correlation_p, kendall, pearson, rankdata, spearman
 
 SCHEMA = "snr-correlate/1"
@@ -281,8 +281,6 @@ class Correlation:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        from .report import clean
-
         return clean({
             "schema": SCHEMA,
             "target": self.target,
