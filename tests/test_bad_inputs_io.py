@@ -619,13 +619,14 @@ def test_labels_are_read_in_chunks(tmp_path, monkeypatch):
     import tracemalloc
 
     import snrcli.analysis.data as data
+    import snrcli.analysis.labels as labels
     from snrcli.model.graph import GraphInput
 
     n, classes = 20_000, 100
     onehot = np.zeros((n, classes), np.float64)            # 16 MB
     onehot[np.arange(n), np.arange(n) % classes] = 1
     np.savez_compressed(tmp_path / "d.npz", x=C.features(n), labels=onehot)
-    monkeypatch.setattr(data, "LABEL_CHUNK_BYTES", 1 << 20)
+    monkeypatch.setattr(labels, "LABEL_CHUNK_BYTES", 1 << 20)
     tracemalloc.start()
     try:
         ds = data.load_data(tmp_path / "d.npz", [GraphInput("x", TensorProto.FLOAT, ["N", 6])])

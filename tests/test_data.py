@@ -274,7 +274,7 @@ def test_nonfinite_items_found_by_the_stream_are_all_counted(tmp_path, jobs):
 
 
 def test_a_batch_whose_sum_overflows_is_not_refused(tmp_path):
-    from snrcli.analysis.data import _finite_sum
+    from snrcli.analysis.nonfinite import _finite_sum
 
     x = np.full((6, 2), 3e38, np.float32)
     x[:2] = [[1, 0], [0, 1]]
@@ -400,12 +400,13 @@ def test_npy_batches_are_views_released_a_lag_behind(tmp_path, monkeypatch, dtyp
     """.npy data in the model's dtype is fed as views of the memory map (no copy of the data set); its
     pages are released LAG_VALUES values behind the batch being read, and all of them by the end.
     Other data is copied batch by batch and each batch released at once."""
+    import snrcli.analysis.batches as batching
     import snrcli.analysis.data as data
     from snrcli.model.graph import discover
 
-    monkeypatch.setattr(data, "LAG_VALUES", 2 * 25)       # 25 items of 2 values
+    monkeypatch.setattr(batching, "LAG_VALUES", 2 * 25)       # 25 items of 2 values
     released = []
-    monkeypatch.setattr(data, "release_rows", lambda a, lo, hi: released.append((lo, hi)))
+    monkeypatch.setattr(batching, "release_rows", lambda a, lo, hi: released.append((lo, hi)))
     x = np.random.default_rng(0).normal(size=(100, 2)).astype(dtype)
     p = tmp_path / "x.npy"
     np.save(p, x)
@@ -413,7 +414,7 @@ def test_npy_batches_are_views_released_a_lag_behind(tmp_path, monkeypatch, dtyp
     ds = data.load_data(p, inputs)
     released.clear()                     # (the test for values beyond float32's range, before the run)
     seen = []
-    for feeds, valid, lo in data.batches(ds, inputs, 10, 5, 95):
+    for feeds, valid, lo in batching.batches(ds, inputs, 10, 5, 95):
         (f,) = feeds.values()
         assert np.shares_memory(f, ds.arrays["x"]) == direct
         np.testing.assert_array_equal(f, x[lo:lo + valid].astype(np.float32))
@@ -429,7 +430,7 @@ def test_npy_batches_are_views_released_a_lag_behind(tmp_path, monkeypatch, dtyp
 def test_views_outlive_the_rows_the_statistics_keep_waiting():
     """A small dense layer's rows may wait (as views of the data) until SMALL_PASS_VALUES values: the
     data's pages must not be released before."""
-    from snrcli.analysis import data
+    from snrcli.analysis import batches
     from snrcli.stats import layer as stats
 
-    assert data.LAG_VALUES > stats.SMALL_PASS_VALUES
+    assert batches.LAG_VALUES > stats.SMALL_PASS_VALUES

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import RuntimeFailure
-from ..model.graph import GraphInfo, Layer
+from ..model.graph import GraphInfo
+from ..model.layers import Layer
 from ..reports.report import LayerResult
 from ..stats.layer import LayerStats, needs_output
 from ..stats.threads import StatThreads

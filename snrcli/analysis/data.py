@@ -1,122 +1,25 @@
-"""Reading the data set and cutting it into batches (docs/metrics.md, How the model is run).
+"""Matching the data set's arrays to the model inputs (docs/metrics.md, How the model is run).
 
 ``.npz`` and ``.npy`` files only, opened by ``npzfile`` (``allow_pickle=False``). Knows the
-model's declared inputs (names, dtypes, dims) but nothing else about ONNX.
+model's declared inputs (names, dtypes, dims) but nothing else about ONNX. Preprocessing,
+labels, the NaN/Inf checks and the batches fed to the model live in their own modules.
 """
 
 from __future__ import annotations
 
-import math
-import mmap
 import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from ..errors import DataError, UsageError
 from ..model.graph import GraphInput
-from .npzfile import NpzMember, read_arrays
-
-LABEL_KEY = "labels"
-
-
-@dataclass
-class Preprocess:
-    """``x = (x * scale - mean) / std`` per channel, then an optional layout transpose (issue: --scale/--mean/--std/--layout)."""
-
-    scale: list[float] | None = None
-    mean: list[float] | None = None
-    std: list[float] | None = None
-    layout: str | None = None          # the data's layout: "nchw" or "nhwc"
-    transpose: tuple[int, ...] | None = None  # item axes permutation decided against the model input
-    channel_axis: int | None = None    # item axis (0-based, no batch) that per-channel lists follow
-
-    @property
-    def active(self) -> bool:
-        return bool(self.scale or self.mean or self.std or self.transpose)
-
-    def settings(self) -> dict:
-        return {"scale": self.scale, "mean": self.mean, "std": self.std, "layout": self.layout}
-
-    def _per_channel(self, values: list[float] | None, ndim: int) -> np.ndarray | float:
-        if not values:
-            return 0.0
-        if len(values) == 1:
-            return float(values[0])
-        shape = [1] * ndim
-        shape[1 + self.channel_axis] = len(values)
-        return np.asarray(values, dtype=np.float64).reshape(shape)
-
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """Apply to a batch (items on axis 0)."""
-        if not self.active:
-            return x
-        y = np.asarray(x, dtype=np.float64)
-        if self.scale:
-            y = y * self._per_channel(self.scale, y.ndim)
-        if self.mean:
-            y = y - self._per_channel(self.mean, y.ndim)
-        if self.std:
-            y = y / self._per_channel(self.std, y.ndim)
-        if self.transpose:
-            y = y.transpose((0,) + tuple(1 + a for a in self.transpose))
-        return y
-
-
-def plan_preprocess(item: tuple[int, ...], dims: list, *, scale=None, mean=None, std=None,
-                    layout: str | None = None, model_layout: str | None = None) -> Preprocess:
-    """Check the flags against the data's item shape and decide the transpose that fits the model input
-    (``model_layout``: the layout the model input takes, where the graph tells; see model/layout.py)."""
-    pre = Preprocess(scale=list(scale) if scale else None, mean=list(mean) if mean else None,
-                     std=list(std) if std else None, layout=layout)
-    if std and any(v == 0 for v in std):
-        raise UsageError("--std must not contain 0")
-    n = len(item)
-    if layout:
-        if n < 2:
-            raise UsageError(f"--layout needs items with a channel axis and spatial axes; items have shape {item}")
-        pre.channel_axis = n - 1 if layout == "nhwc" else 0
-        perm = (n - 1,) + tuple(range(n - 1)) if layout == "nhwc" else tuple(range(1, n)) + (0,)
-        moved = tuple(item[a] for a in perm)
-        want = dims[1:] if dims and len(dims) == n + 1 else list(dims or [])
-        as_is, turned = _fits(item, want), _fits(moved, want)
-        other = "nchw" if layout == "nhwc" else "nhwc"
-        if model_layout is not None:
-            as_is, turned = as_is and model_layout == layout, turned and model_layout != layout
-            if not (as_is or turned):
-                raise DataError(f"--layout {layout}: the model input takes {model_layout} items {_fmt_shape(dims)}, "
-                                f"and items of shape {item} read as {layout} do not fit it"
-                                + ("" if model_layout == layout else f" once transposed to {moved}"))
-        if turned and not as_is:
-            pre.transpose = perm
-        elif not as_is:
-            raise DataError(f"--layout {layout}: items of shape {item} fit the model input {_fmt_shape(dims)} "
-                            f"neither as they are nor transposed to {other} {moved}"
-                            if dims else f"--layout {layout}: the model input declares no shape, so whether to "
-                            "transpose the items cannot be decided; transpose the data yourself and drop --layout")
-        elif turned and moved != item:
-            raise DataError(f"--layout {layout}: items of shape {item} fit the model input {_fmt_shape(dims)} both "
-                            f"as they are and transposed to {other} {moved}, so its layout cannot be told; "
-                            "transpose the data yourself and drop --layout")
-    lists = [v for v in (scale, mean, std) if v and len(v) > 1]
-    if lists:
-        size = len(lists[0])
-        if any(len(v) != size for v in lists):
-            raise UsageError("--scale, --mean and --std lists must have the same length (one value per channel)")
-        if pre.channel_axis is None:
-            if n >= 1 and item[0] == size:
-                pre.channel_axis = 0
-            elif n >= 1 and item[-1] == size:
-                pre.channel_axis = n - 1
-            else:
-                raise UsageError(f"{size} per-channel values but no item axis of that size in {item}; "
-                                 "pass --layout to say where the channels are")
-        elif item[pre.channel_axis] != size:
-            raise UsageError(f"{size} per-channel values but the {layout} channel axis has {item[pre.channel_axis]}")
-    return pre
+from .labels import LABEL_KEY, _labels
+from .nonfinite import _float_limit, _what, _where, nonfinite_error, nonfinite_items
+from .npzfile import read_arrays
+from .preprocess import Preprocess, _fits, _fmt_shape, plan_preprocess
 
 
 @dataclass
@@ -137,11 +40,6 @@ class Dataset:
     deferred_check: tuple[str, ...] = ()  # inputs tested for NaN/Inf batch by batch, as ``batches`` reads them
     label_key: str | None = None
     label_width: int | None = None   # one-hot labels: the number of columns
-
-
-def _fmt_shape(dims) -> str:
-    return "(" + ", ".join("N" if d is None or isinstance(d, str) else str(d) for d in dims) + \
-        ("," if len(dims) == 1 else "") + ")"
 
 
 def data_keys(path: str | os.PathLike) -> list[str]:
@@ -197,118 +95,6 @@ def _layout_hint(item: tuple, dims: list) -> str:
     if None not in want and int(np.prod(item)) == int(np.prod(want)):
         return f"; reshape the items to {tuple(want)}"
     return ""
-
-
-def _fits(item: tuple, dims: list) -> bool:
-    return len(item) == len(dims) and all(not isinstance(d, int) or d <= 0 or d == s for d, s in zip(dims, item))
-
-
-LABEL_CHUNK_BYTES = 16 << 20
-
-
-def _labels(raw, items: int, key: str) -> tuple[np.ndarray, int | None]:
-    """Class ids (int64) of the first ``items`` labels and the one-hot width (None for ids), read
-    LABEL_CHUNK_BYTES at a time like the data, so only the ids are kept, never the whole (decompressed,
-    one-hot) array. Refuses what would score silently wrong: negative ids, ids beyond int64, one-hot rows
-    with no positive entry or holding NaN."""
-    if raw.ndim not in (1, 2) or (raw.ndim == 2 and raw.shape[1] < 1):
-        raise DataError(f"labels {key!r} have shape {raw.shape}; expected (N,) class ids or (N, classes) one-hot")
-    if raw.dtype.kind not in "iubf":
-        raise DataError(f"labels {key!r} have dtype {raw.dtype}; expected integer class ids")
-    onehot = raw.ndim == 2 and raw.shape[1] > 1
-    width = int(raw.shape[1]) if onehot else None
-    out = np.empty(items, dtype=np.int64)
-    rows = max(1, LABEL_CHUNK_BYTES // max(1, raw.dtype.itemsize * math.prod(raw.shape[1:])))
-    for s in range(0, items, rows):
-        block = np.asarray(raw[s:min(items, s + rows)])
-        if onehot:
-            if block.dtype.kind == "f" and not np.all(np.isfinite(block)):
-                raise DataError(f"labels {key!r} are one-hot rows holding NaN or Inf")
-            empty = np.flatnonzero(block.max(axis=1) <= 0) if len(block) else []
-            if len(empty):
-                raise DataError(f"labels {key!r} are (N, {raw.shape[1]}) one-hot rows, but row {s + int(empty[0])} "
-                                "has no positive entry; save one-hot rows or (N,) class ids")
-            block = block.argmax(axis=1)
-        block = block.reshape(-1)
-        if block.dtype.kind == "f" and (not np.all(np.isfinite(block)) or not np.all(block == np.round(block))):
-            raise DataError(f"labels {key!r} are not whole class ids")
-        if len(block) and block.dtype.kind != "b":
-            if block.min() < 0:
-                at = int(np.argmax(block < 0))
-                raise DataError(f"labels {key!r} hold a negative class id ({block[at]} at item {s + at}); "
-                                "class ids count from 0")
-            hi = block.max()
-            if hi > np.iinfo(np.int64).max or (block.dtype.kind == "f" and hi >= 2.0 ** 63):
-                raise DataError(f"labels {key!r} hold a class id too large for any model ({hi})")
-        out[s:s + len(block)] = block
-        release_rows(raw, s, s + rows)
-    return out, width
-
-
-RELEASE_MARGIN = 1 << 20
-LAG_VALUES = 1 << 22   # memory-mapped rows fed without a copy are released this many values later (> stats.SMALL_PASS_VALUES)
-
-
-def release_rows(a, lo: int, hi: int) -> None:
-    """Tell the OS that rows [lo, hi) of a memory-mapped array were consumed, so their pages leave this
-    process's resident memory (reading a large file batch by batch then keeps memory flat)."""
-    if isinstance(a, NpzMember):
-        a = a._mmap
-    mm = getattr(a, "_mmap", None)
-    if mm is None or not hasattr(mm, "madvise") or not a.shape or hi <= lo or not a.flags.c_contiguous:
-        return
-    row = a.strides[0]
-    # from 1 MB before the rows: the kernel's fault-around maps pages near each fault, including pages
-    # of rows already released (measured: without the margin 3% of a 1.9 GB file stayed resident)
-    start = max(0, a.offset % mmap.ALLOCATIONGRANULARITY + lo * row - RELEASE_MARGIN)
-    stop = a.offset % mmap.ALLOCATIONGRANULARITY + hi * row
-    start -= start % mmap.PAGESIZE
-    try:
-        mm.madvise(mmap.MADV_DONTNEED, start, max(0, min(stop, len(mm)) - start))
-    except (OSError, ValueError):
-        pass
-
-
-def _finite_sum(block: np.ndarray) -> bool:
-    """Whether the sum of a float block is finite, which proves every value finite (NaN and Inf
-    propagate); an overflowing sum of finite values says False and the exact test decides. One pass
-    without temporaries: ten times faster than ``isfinite(...).all(axis=1)``."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(np.add.reduce(block, axis=None)))
-
-
-def nonfinite_items(a: np.ndarray, limit: float | None = None, chunk_bytes: int = 16 << 20) -> np.ndarray:
-    """Boolean mask of items holding NaN or Inf, or values beyond ``limit`` in magnitude (the model's
-    float range); read in chunks of about ``chunk_bytes``, so memory-mapped data stays on disk."""
-    bad = np.zeros(len(a), dtype=bool)
-    if a.dtype.kind not in "fciu" or (a.dtype.kind in "iu" and limit is None):
-        return bad
-    item_bytes = a.dtype.itemsize * int(np.prod(a.shape[1:]))
-    chunk = max(1, chunk_bytes // max(1, item_bytes))
-    for s in range(0, len(a), chunk):
-        block = np.asarray(a[s:s + chunk]).reshape(min(chunk, len(a) - s), -1)
-        if limit is None and _finite_sum(block):
-            release_rows(a, s, s + chunk)
-            continue
-        ok = np.isfinite(block) if a.dtype.kind in "fc" else np.ones(block.shape, dtype=bool)
-        if limit is not None:
-            ok &= np.abs(block) <= limit
-        bad[s:s + chunk] = ~ok.all(axis=1)
-        del block
-        release_rows(a, s, s + chunk)
-    return bad
-
-
-def _float_limit(data: np.dtype, model: np.dtype) -> float | None:
-    """The model dtype's largest finite value when the data can exceed it (float16 models, say)."""
-    if model.kind != "f":
-        return None
-    top = float(np.finfo(model).max)
-    if data.kind == "f" and float(np.finfo(data).max) <= top:
-        return None
-    if data.kind in "iu" and float(np.iinfo(data).max) <= top:
-        return None
-    return top
 
 
 def load_data(path: str | os.PathLike, inputs: list[GraphInput], **options) -> Dataset:
@@ -428,77 +214,3 @@ def match_arrays(arrays: dict[str, np.ndarray], path: str, inputs: list[GraphInp
                    per_item=bool(per_item), fixed_batch=fixed, dropped_nonfinite=dropped, notes=notes,
                    keys=mapping, preprocess=plans, label_format=label_format, deferred_check=tuple(deferred),
                    label_key=lk, label_width=width)
-
-
-def _where(bad: np.ndarray) -> str:
-    count = int(bad.sum())
-    return ", ".join(str(i) for i in np.flatnonzero(bad)[:5]) + (", ..." if count > 5 else "")
-
-
-def _what(narrow: list[str]) -> str:
-    return "NaN or Inf" + (f" (or values beyond the model's {narrow[0]} range)" if narrow else "")
-
-
-def nonfinite_error(bad: np.ndarray, narrow: list[str] = ()) -> DataError:
-    """The error for items holding NaN or Inf (``bad``: a mask over all items)."""
-    return DataError(f"the data holds {_what(list(narrow))} in {int(bad.sum())} of {len(bad)} items "
-                     f"(items {_where(bad)}); fix the data or pass --drop-nonfinite to leave those items out")
-
-
-def _check_block(ds: Dataset, raw: np.ndarray) -> None:
-    """A deferred NaN/Inf test on one batch as read (``Dataset.deferred_check``): a finite sum clears it;
-    otherwise the exact test, and on a hit the whole data set is scanned so the error counts every item."""
-    if _finite_sum(raw) or np.isfinite(raw).all():
-        return
-    bad = np.zeros(ds.items, dtype=bool)
-    for name in ds.deferred_check:
-        bad |= nonfinite_items(ds.arrays[name])
-    raise nonfinite_error(bad)
-
-
-def batches(ds: Dataset, inputs: list[GraphInput], batch_size: int, start: int = 0,
-            stop: int | None = None) -> Iterator[tuple[dict[str, np.ndarray], int, int]]:
-    """Yield (feeds, valid items, start) over items [start, stop), converting dtype and padding fixed batches."""
-    if batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
-    stop = ds.items if stop is None else min(stop, ds.items)
-    dtypes = {i.name: i.np_dtype for i in inputs}
-    # .npy data already in the model's dtype is fed as views of the memory map, not copies; its pages
-    # are released LAG_VALUES values behind the batch being read (the statistics may still hold rows)
-    direct = {k: max(1, LAG_VALUES // max(1, math.prod(a.shape[1:]))) for k, a in ds.arrays.items()
-              if isinstance(a, np.memmap) and a.dtype == dtypes[k] and k not in ds.preprocess}
-    behind = dict.fromkeys(direct, start)
-
-    def block(k: str, lo: int, hi: int) -> np.ndarray:
-        if k in direct:
-            raw = ds.arrays[k][lo:hi]
-            cut = lo - direct[k]
-            if cut > behind[k]:
-                release_rows(ds.arrays[k], behind[k], cut)
-                behind[k] = cut
-        else:
-            raw = np.array(ds.arrays[k][lo:hi])  # a copy: the mapped pages can then be released
-            release_rows(ds.arrays[k], lo, hi)
-        if k in ds.deferred_check:
-            _check_block(ds, raw)
-        pre = ds.preprocess.get(k)
-        if pre is not None:
-            raw = pre.apply(raw)
-        return np.ascontiguousarray(raw, dtype=dtypes[k])
-
-    if ds.per_item:
-        for i in range(start, stop):
-            yield {k: block(k, i, i + 1)[0] for k in ds.arrays}, 1, i
-    else:
-        size = ds.fixed_batch or batch_size
-        for lo in range(start, stop, size):
-            feeds = {}
-            valid = min(size, stop - lo)
-            for k in ds.arrays:
-                blk = block(k, lo, lo + valid)
-                if ds.fixed_batch and valid < size:
-                    blk = np.concatenate([blk, np.repeat(blk[-1:], size - valid, axis=0)])
-                feeds[k] = blk
-            yield feeds, valid, lo
-    for k in direct:
-        release_rows(ds.arrays[k], behind[k], stop)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import RuntimeFailure
 from ..model.convgeom import output_shape
-from ..model.graph import Layer
+from ..model.layers import Layer
 from ..model.sites import Site, other_than_relu
 from ..stats.layer import gate_matrix
 from ..stats.passes import count_along

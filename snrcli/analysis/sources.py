@@ -30,7 +30,8 @@ import onnx
 from ..errors import DataError, ModelError, UsageError
 from ..model.graph import GraphInput
 from ..model.modelfile import external_tensor_names, file_sha256, load_model_bytes, parse_model
-from .data import LABEL_KEY, Dataset, data_keys, load_data, match_arrays
+from .data import Dataset, data_keys, load_data, match_arrays
+from .labels import LABEL_KEY
 
 PathLike = Union[str, os.PathLike]
 ModelSource = Union[PathLike, bytes, bytearray, memoryview, onnx.ModelProto]

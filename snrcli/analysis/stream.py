@@ -13,7 +13,7 @@ from ..stats.blas import one_thread
 from ..stats.products import release_scratch
 from ..stats.threads import StatThreads, stats_threads
 from .accumulate import Analysis, _needed
-from .data import batches
+from .batches import batches
 from .runner import Runner
 from .scoring import check_labels
 from .settings import Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .graph import ConvGeometry
+from .layers import ConvGeometry
 
 
 def resolve_pads(geom: ConvGeometry, spatial: tuple[int, ...]) -> list[tuple[int, int]]:

@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from ..model.convgeom import output_shape, resolve_pads
-from ..model.graph import ConvGeometry
+from ..model.layers import ConvGeometry
 from .products import BLOCK_ROWS, blocked_product, scratch, work_dtype
 
 CHUNK_BYTES = 32 << 20   # at most this much input, output and patch buffer for the items processed at once

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import RuntimeFailure
 from ..model.convgeom import output_shape
-from ..model.graph import Layer
+from ..model.layers import Layer
 from .comoments import CoMoments, rounded
 from .conv import ConvSums, channel_means
 from .passes import abs_max, abs_max_sign_free, count_along
