@@ -274,11 +274,11 @@ def test_nonfinite_items_found_by_the_stream_are_all_counted(tmp_path, jobs):
 
 
 def test_a_batch_whose_sum_overflows_is_not_refused(tmp_path):
-    from snrcli.analysis.nonfinite import _finite_sum
+    from snrcli.analysis.nonfinite import finite_sum
 
     x = np.full((6, 2), 3e38, np.float32)
     x[:2] = [[1, 0], [0, 1]]
-    assert not _finite_sum(x)                        # every value finite, their sum is not
+    assert not finite_sum(x)                        # every value finite, their sum is not
     rep = snrcli.analyze(run(tmp_path, mlp([W])), npz(tmp_path, x=x), batch_size=6)
     assert rep.to_dict()["data"]["samples"] == 6
 
@@ -420,6 +420,7 @@ def test_npy_batches_are_views_released_a_lag_behind(tmp_path, monkeypatch, dtyp
         np.testing.assert_array_equal(f, x[lo:lo + valid].astype(np.float32))
         seen.append((lo, list(released)))
     if direct:
+        assert seen[-1][1], "pages are released while the batches stream, not only at the end"
         assert all(hi <= lo - 25 for lo, rel in seen for _, hi in rel)   # never within 25 items of the batch
         assert released[0][0] == 5 and released[-1][1] == 95
         assert all(a[1] == b[0] for a, b in zip(released, released[1:]))   # contiguous, each row once

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from snrcli.analysis.accumulate import _needed
+from snrcli.analysis.accumulate import needed_outputs
 from snrcli.model.graph import discover
 from snrcli.model.modelfile import load_model_bytes
 from snrcli.analysis.runner import Runner, augmented, augmented_bytes, extra_outputs
@@ -20,7 +20,7 @@ def test_augmented_bytes_parse_to_the_augmented_model():
     path = SAMPLES / "digits_cnn.onnx"
     model, raw = load_model_bytes(path)
     assert raw == path.read_bytes()
-    needed = _needed(discover(model, output=None, centre_classifier=True))
+    needed = needed_outputs(discover(model, output=None, centre_classifier=True))
     extra = extra_outputs(model, needed)
     assert extra and model.graph.output[0].name not in extra and model.graph.input[0].name not in extra
     merged = onnx.load_model_from_string(augmented_bytes(raw, model, needed))
@@ -32,7 +32,7 @@ def test_augmented_bytes_parse_to_the_augmented_model():
 def test_a_session_from_the_file_bytes_runs_like_one_from_the_model():
     path = SAMPLES / "digits_cnn.onnx"
     model, raw = load_model_bytes(path)
-    needed = _needed(discover(model, output=None, centre_classifier=True))
+    needed = needed_outputs(discover(model, output=None, centre_classifier=True))
     x = np.load(SAMPLES / "digits_test.npz")["input"][:7].astype(np.float32)
     a = Runner(model, needed, source=raw)
     b = Runner(model, needed)

@@ -301,9 +301,9 @@ def test_pickling_an_analysis_folds_its_threads_and_multiplies_buffered_rows(mon
     model = onnx.load(SAMPLES / "digits_cnn.onnx")
     info = discover(model, output=None, centre_classifier=True)
     x = np.load(SAMPLES / "digits_test.npz")["input"][:40].astype(np.float32)
-    from snrcli.analysis.accumulate import _needed
+    from snrcli.analysis.accumulate import needed_outputs
     from snrcli.analysis.runner import Runner
-    runner = Runner(model, _needed(info))
+    runner = Runner(model, needed_outputs(info))
     feeds = {info.inputs[0].name: x}
     split, whole = Analysis(info), Analysis(info)
     with StatThreads(3) as pool:

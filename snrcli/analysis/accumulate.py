@@ -15,7 +15,7 @@ from .scoring import score
 from .sitestats import SiteResult, SiteStats, needed_tensors
 
 
-def _needed(info: GraphInfo, noise_model: str = "relu") -> list[str]:
+def needed_outputs(info: GraphInfo, noise_model: str = "relu") -> list[str]:
     names: list[str] = needed_tensors(info.layers, noise_model)
     for L in info.layers:
         names.append(L.input)

@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import UsageError
 from ..model.graph import GraphInput
 from .data import Dataset
-from .nonfinite import _finite_sum, nonfinite_error, nonfinite_items
+from .nonfinite import finite_sum, nonfinite_error, nonfinite_items
 from .npzfile import release_rows
 
 LAG_VALUES = 1 << 22   # memory-mapped rows fed without a copy are released this many values later (> stats.SMALL_PASS_VALUES)
@@ -19,7 +19,7 @@ LAG_VALUES = 1 << 22   # memory-mapped rows fed without a copy are released this
 def _check_block(ds: Dataset, raw: np.ndarray) -> None:
     """A deferred NaN/Inf test on one batch as read (``Dataset.deferred_check``): a finite sum clears it;
     otherwise the exact test, and on a hit the whole data set is scanned so the error counts every item."""
-    if _finite_sum(raw) or np.isfinite(raw).all():
+    if finite_sum(raw) or np.isfinite(raw).all():
         return
     bad = np.zeros(ds.items, dtype=bool)
     for name in ds.deferred_check:

@@ -16,10 +16,10 @@ import numpy as np
 
 from ..errors import DataError, UsageError
 from ..model.graph import GraphInput
-from .labels import LABEL_KEY, _labels
-from .nonfinite import _float_limit, _what, _where, nonfinite_error, nonfinite_items
+from .labels import LABEL_KEY, read_labels
+from .nonfinite import float_limit, describe_bad, bad_items, nonfinite_error, nonfinite_items
 from .npzfile import read_arrays
-from .preprocess import Preprocess, _fits, _fmt_shape, plan_preprocess
+from .preprocess import Preprocess, fits, fmt_shape, plan_preprocess
 
 
 @dataclass
@@ -136,13 +136,13 @@ def match_arrays(arrays: dict[str, np.ndarray], path: str, inputs: list[GraphInp
             plans[inp.name] = plan
             if plan.transpose:
                 item = tuple(item[i] for i in plan.transpose)
-        if dims and a.ndim == len(dims) + 1 and _fits(item, dims):
+        if dims and a.ndim == len(dims) + 1 and fits(item, dims):
             mode = True
-        elif not dims or (a.ndim == len(dims) and _fits(item, dims[1:])):
+        elif not dims or (a.ndim == len(dims) and fits(item, dims[1:])):
             mode = False
         else:
             raise DataError(f"{label} has items of shape {item} but model input {inp.name!r} "
-                            f"wants {_fmt_shape(dims)}" + _layout_hint(item, dims))
+                            f"wants {fmt_shape(dims)}" + _layout_hint(item, dims))
         if per_item is not None and mode != per_item:
             raise DataError("the data arrays disagree on whether items carry a batch axis")
         per_item = mode
@@ -176,7 +176,7 @@ def match_arrays(arrays: dict[str, np.ndarray], path: str, inputs: list[GraphInp
         raw = arrays[lk]
         if len(raw) != total:   # before --limit cuts both: a mismatch would hide under it
             raise DataError(f"labels {lk!r} have {len(raw)} entries but the data has {total} items")
-        labels, width = _labels(raw, items, lk)
+        labels, width = read_labels(raw, items, lk)
         if getattr(raw, "note", None):
             notes.append(raw.note)
         label_format = "one-hot" if raw.ndim == 2 and raw.shape[1] > 1 else "class ids"
@@ -187,7 +187,7 @@ def match_arrays(arrays: dict[str, np.ndarray], path: str, inputs: list[GraphInp
     deferred = []
     for inp in inputs:
         a = matched[inp.name]
-        limit = _float_limit(a.dtype, inp.np_dtype)
+        limit = float_limit(a.dtype, inp.np_dtype)
         if limit is not None:
             narrow.append(str(inp.np_dtype))
         elif not drop_nonfinite and a.dtype.kind in "fc":
@@ -199,7 +199,7 @@ def match_arrays(arrays: dict[str, np.ndarray], path: str, inputs: list[GraphInp
         if not drop_nonfinite:
             raise nonfinite_error(bad, narrow)
         count = int(bad.sum())
-        where, what = _where(bad), _what(narrow)
+        where, what = bad_items(bad), describe_bad(narrow)
         keep = ~bad
         matched = {k: np.asarray(v)[keep] for k, v in matched.items()}
         labels = labels[keep] if labels is not None else None

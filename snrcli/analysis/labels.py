@@ -13,7 +13,7 @@ LABEL_KEY = "labels"
 LABEL_CHUNK_BYTES = 16 << 20
 
 
-def _labels(raw, items: int, key: str) -> tuple[np.ndarray, int | None]:
+def read_labels(raw, items: int, key: str) -> tuple[np.ndarray, int | None]:
     """Class ids (int64) of the first ``items`` labels and the one-hot width (None for ids), read
     LABEL_CHUNK_BYTES at a time like the data, so only the ids are kept, never the whole (decompressed,
     one-hot) array. Refuses what would score silently wrong: negative ids, ids beyond int64, one-hot rows

@@ -8,7 +8,7 @@ from ..errors import DataError
 from .npzfile import release_rows
 
 
-def _finite_sum(block: np.ndarray) -> bool:
+def finite_sum(block: np.ndarray) -> bool:
     """Whether the sum of a float block is finite, which proves every value finite (NaN and Inf
     propagate); an overflowing sum of finite values says False and the exact test decides. One pass
     without temporaries: ten times faster than ``isfinite(...).all(axis=1)``."""
@@ -26,7 +26,7 @@ def nonfinite_items(a: np.ndarray, limit: float | None = None, chunk_bytes: int 
     chunk = max(1, chunk_bytes // max(1, item_bytes))
     for s in range(0, len(a), chunk):
         block = np.asarray(a[s:s + chunk]).reshape(min(chunk, len(a) - s), -1)
-        if limit is None and _finite_sum(block):
+        if limit is None and finite_sum(block):
             release_rows(a, s, s + chunk)
             continue
         ok = np.isfinite(block) if a.dtype.kind in "fc" else np.ones(block.shape, dtype=bool)
@@ -38,7 +38,7 @@ def nonfinite_items(a: np.ndarray, limit: float | None = None, chunk_bytes: int 
     return bad
 
 
-def _float_limit(data: np.dtype, model: np.dtype) -> float | None:
+def float_limit(data: np.dtype, model: np.dtype) -> float | None:
     """The model dtype's largest finite value when the data can exceed it (float16 models, say)."""
     if model.kind != "f":
         return None
@@ -50,16 +50,16 @@ def _float_limit(data: np.dtype, model: np.dtype) -> float | None:
     return top
 
 
-def _where(bad: np.ndarray) -> str:
+def bad_items(bad: np.ndarray) -> str:
     count = int(bad.sum())
     return ", ".join(str(i) for i in np.flatnonzero(bad)[:5]) + (", ..." if count > 5 else "")
 
 
-def _what(narrow: list[str]) -> str:
+def describe_bad(narrow: list[str]) -> str:
     return "NaN or Inf" + (f" (or values beyond the model's {narrow[0]} range)" if narrow else "")
 
 
 def nonfinite_error(bad: np.ndarray, narrow: list[str] = ()) -> DataError:
     """The error for items holding NaN or Inf (``bad``: a mask over all items)."""
-    return DataError(f"the data holds {_what(list(narrow))} in {int(bad.sum())} of {len(bad)} items "
-                     f"(items {_where(bad)}); fix the data or pass --drop-nonfinite to leave those items out")
+    return DataError(f"the data holds {describe_bad(list(narrow))} in {int(bad.sum())} of {len(bad)} items "
+                     f"(items {bad_items(bad)}); fix the data or pass --drop-nonfinite to leave those items out")

@@ -13,7 +13,7 @@ from ..errors import DataError, UsageError
 
 @dataclass
 class Preprocess:
-    """``x = (x * scale - mean) / std`` per channel, then an optional layout transpose (issue: --scale/--mean/--std/--layout)."""
+    """``x = (x * scale - mean) / std`` per channel, then an optional layout transpose: ``--scale``, ``--mean``, ``--std``, ``--layout``."""
 
     scale: list[float] | None = None
     mean: list[float] | None = None
@@ -70,23 +70,23 @@ def plan_preprocess(item: tuple[int, ...], dims: list, *, scale=None, mean=None,
         perm = (n - 1,) + tuple(range(n - 1)) if layout == "nhwc" else tuple(range(1, n)) + (0,)
         moved = tuple(item[a] for a in perm)
         want = dims[1:] if dims and len(dims) == n + 1 else list(dims or [])
-        as_is, turned = _fits(item, want), _fits(moved, want)
+        as_is, turned = fits(item, want), fits(moved, want)
         other = "nchw" if layout == "nhwc" else "nhwc"
         if model_layout is not None:
             as_is, turned = as_is and model_layout == layout, turned and model_layout != layout
             if not (as_is or turned):
-                raise DataError(f"--layout {layout}: the model input takes {model_layout} items {_fmt_shape(dims)}, "
+                raise DataError(f"--layout {layout}: the model input takes {model_layout} items {fmt_shape(dims)}, "
                                 f"and items of shape {item} read as {layout} do not fit it"
                                 + ("" if model_layout == layout else f" once transposed to {moved}"))
         if turned and not as_is:
             pre.transpose = perm
         elif not as_is:
-            raise DataError(f"--layout {layout}: items of shape {item} fit the model input {_fmt_shape(dims)} "
+            raise DataError(f"--layout {layout}: items of shape {item} fit the model input {fmt_shape(dims)} "
                             f"neither as they are nor transposed to {other} {moved}"
                             if dims else f"--layout {layout}: the model input declares no shape, so whether to "
                             "transpose the items cannot be decided; transpose the data yourself and drop --layout")
         elif turned and moved != item:
-            raise DataError(f"--layout {layout}: items of shape {item} fit the model input {_fmt_shape(dims)} both "
+            raise DataError(f"--layout {layout}: items of shape {item} fit the model input {fmt_shape(dims)} both "
                             f"as they are and transposed to {other} {moved}, so its layout cannot be told; "
                             "transpose the data yourself and drop --layout")
     lists = [v for v in (scale, mean, std) if v and len(v) > 1]
@@ -107,10 +107,10 @@ def plan_preprocess(item: tuple[int, ...], dims: list, *, scale=None, mean=None,
     return pre
 
 
-def _fmt_shape(dims) -> str:
+def fmt_shape(dims) -> str:
     return "(" + ", ".join("N" if d is None or isinstance(d, str) else str(d) for d in dims) + \
         ("," if len(dims) == 1 else "") + ")"
 
 
-def _fits(item: tuple, dims: list) -> bool:
+def fits(item: tuple, dims: list) -> bool:
     return len(item) == len(dims) and all(not isinstance(d, int) or d <= 0 or d == s for d, s in zip(dims, item))

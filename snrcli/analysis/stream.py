@@ -12,7 +12,7 @@ from ..model.graph import GraphInfo, discover
 from ..stats.blas import one_thread
 from ..stats.products import release_scratch
 from ..stats.threads import StatThreads, stats_threads
-from .accumulate import Analysis, _needed
+from .accumulate import Analysis, needed_outputs
 from .batches import batches
 from .runner import Runner
 from .scoring import check_labels
@@ -98,7 +98,7 @@ def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: 
               progress: Callable[[int], None] | None = None, source: bytes | None = None) -> Analysis:
     """Stream items [start, stop) through onnxruntime into a fresh ``Analysis`` (``source``: the bytes
     ``proto`` was parsed from, see ``Runner``)."""
-    runner = Runner(proto, _needed(info, settings.noise_model), providers=list(settings.providers) if settings.providers else None,
+    runner = Runner(proto, needed_outputs(info, settings.noise_model), providers=list(settings.providers) if settings.providers else None,
                     threads=settings.threads, custom_op_library=settings.custom_op_library, source=source)
     labels = ds.labels
     # the statistics threads are the parallelism: a multi-threaded BLAS call would leave OpenBLAS's

@@ -17,7 +17,7 @@ from onnx import helper, numpy_helper
 FOLDABLE_OPS = ("Identity", "Transpose", "Reshape", "Cast", "Squeeze", "Unsqueeze", "DequantizeLinear")
 
 
-def _attr(node: onnx.NodeProto, name: str, default=None):
+def attribute(node: onnx.NodeProto, name: str, default=None):
     for a in node.attribute:
         if a.name == name:
             return helper.get_attribute_value(a)
@@ -105,23 +105,23 @@ class ConstantFolder:
         return data
 
     def _fold_Transpose(self, node, data):
-        perm = _attr(node, "perm")
+        perm = attribute(node, "perm")
         return np.transpose(data, perm if perm else None)
 
     def _fold_Cast(self, node, data):
-        return data.astype(helper.tensor_dtype_to_np_dtype(_attr(node, "to")))
+        return data.astype(helper.tensor_dtype_to_np_dtype(attribute(node, "to")))
 
     def _fold_Reshape(self, node, data):
         shape = self._optional(node, 1)
         if shape is None:
             raise ValueError("shape not constant")
         shape = [int(s) for s in shape.reshape(-1)]
-        if not _attr(node, "allowzero", 0):
+        if not attribute(node, "allowzero", 0):
             shape = [data.shape[i] if s == 0 else s for i, s in enumerate(shape)]
         return data.reshape(shape)
 
     def _axes(self, node) -> list[int] | None:
-        axes = _attr(node, "axes")
+        axes = attribute(node, "axes")
         if axes is None:
             given = self._optional(node, 1)
             if given is None and len(node.input) > 1 and node.input[1]:
@@ -151,9 +151,9 @@ class ConstantFolder:
         x = data.astype(np.float64)
         if zero is not None:
             zero = zero.astype(np.float64)
-        block = int(_attr(node, "block_size", 0) or 0)
+        block = int(attribute(node, "block_size", 0) or 0)
         if block > 0:   # blocked quantisation (opset 21): one scale per `block` elements along `axis`
-            axis = int(_attr(node, "axis", 1)) % max(x.ndim, 1)
+            axis = int(attribute(node, "axis", 1)) % max(x.ndim, 1)
             if scale.ndim != x.ndim or -(-x.shape[axis] // block) != scale.shape[axis]:
                 raise ValueError(f"scale of shape {scale.shape} does not fit blocks of {block} along axis {axis} "
                                  f"of a weight of shape {x.shape}")
@@ -163,7 +163,7 @@ class ConstantFolder:
             if zero is not None:
                 zero = np.repeat(zero, block, axis=axis)[tuple(cut)]
         elif scale.ndim == 1 and scale.size > 1:
-            axis = int(_attr(node, "axis", 1)) % max(x.ndim, 1)
+            axis = int(attribute(node, "axis", 1)) % max(x.ndim, 1)
             shape = [1] * x.ndim
             shape[axis] = scale.size
             scale = scale.reshape(shape)

@@ -17,12 +17,12 @@ import onnx
 from onnx import helper
 
 from .constants import ConstantFolder
-from .layers import ML_WEIGHTED, SKIP_REASONS, ConvGeometry, Layer, Skipped, _as_layer, module_path
+from .layers import ML_WEIGHTED, SKIP_REASONS, ConvGeometry, Layer, Skipped, as_layer, module_path
 from .layout import input_layout
 from .reach import DEFAULT_DOMAINS, WEIGHTED, live_tensors, score_kind, subgraph_ops
-from .shapes import SKELETON_MIN_ELEMENTS, Dim, _dims, infer_shapes, shape_skeleton
+from .shapes import SKELETON_MIN_ELEMENTS, Dim, value_dims, infer_shapes, shape_skeleton
 from .sites import SiteFinder
-from .walker import _Walker
+from .walker import Walker
 from ..errors import ModelError, UsageError
 
 # importable from here, as before the split into layers.py, shapes.py and walker.py
@@ -107,7 +107,7 @@ def pick_accuracy_output(graph: onnx.GraphProto, shapes, types, output: str | No
         et = o.type.tensor_type.elem_type or types.get(o.name, 0)
         if et and et not in FLOAT_TYPES:
             continue
-        dims = _dims(o) or shapes.get(o.name)
+        dims = value_dims(o) or shapes.get(o.name)
         if dims is not None and len(dims) == 0:
             continue
         return o.name
@@ -131,7 +131,7 @@ def discover(model: onnx.ModelProto, *, output: str | None = None,
         if vi.name in init_names:
             weight_inputs.append(vi.name)
             continue
-        dims = _dims(vi) or []
+        dims = value_dims(vi) or []
         inputs.append(GraphInput(vi.name, vi.type.tensor_type.elem_type, dims, input_layout(graph, vi.name, len(dims))))
     shapes, types = infer_shapes(model)
     nodes = topological_order(graph)
@@ -141,7 +141,7 @@ def discover(model: onnx.ModelProto, *, output: str | None = None,
     skipped: list[Skipped] = []
     paths: list[str | None] = []
     for node in nodes:
-        found = _as_layer(node, folder)
+        found = as_layer(node, folder)
         if isinstance(found, Layer):
             found.index = len(layers) + 1
             found.node = found.name
@@ -156,7 +156,7 @@ def discover(model: onnx.ModelProto, *, output: str | None = None,
     live = live_tensors(nodes, [o.name for o in graph.output])
     for layer in layers:
         layer.feeds_output = layer.output in live
-    walker = _Walker(nodes, folder, shapes, opset)
+    walker = Walker(nodes, folder, shapes, opset)
     sites = SiteFinder(nodes, folder, shapes, opset, walker)
     for layer in layers:
         layer.gate = walker.activity_gate(layer.output)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from .constants import ConstantFolder, _attr
+from .constants import ConstantFolder, attribute
 from .reach import DEFAULT_DOMAINS
 from .sites import Site
 
@@ -119,20 +119,20 @@ def module_path(node: onnx.NodeProto) -> str | None:
 
 def _conv_geometry(node, w: np.ndarray) -> ConvGeometry:
     nd = w.ndim - 2
-    kernel = tuple(int(k) for k in (_attr(node, "kernel_shape") or w.shape[2:]))
-    auto_pad = _attr(node, "auto_pad", b"NOTSET")
+    kernel = tuple(int(k) for k in (attribute(node, "kernel_shape") or w.shape[2:]))
+    auto_pad = attribute(node, "auto_pad", b"NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
     return ConvGeometry(
         kernel=kernel,
-        strides=tuple(_attr(node, "strides") or [1] * nd),
-        dilations=tuple(_attr(node, "dilations") or [1] * nd),
-        pads=tuple(_attr(node, "pads") or [0] * (2 * nd)),
+        strides=tuple(attribute(node, "strides") or [1] * nd),
+        dilations=tuple(attribute(node, "dilations") or [1] * nd),
+        pads=tuple(attribute(node, "pads") or [0] * (2 * nd)),
         auto_pad=auto_pad or "NOTSET",
-        group=int(_attr(node, "group", 1)),
+        group=int(attribute(node, "group", 1)),
     )
 
 
-def _as_layer(node, folder: ConstantFolder) -> Layer | Skipped | None:
+def as_layer(node, folder: ConstantFolder) -> Layer | Skipped | None:
     name, op = node_name(node), node.op_type
     if node.domain not in DEFAULT_DOMAINS:
         if op in ML_WEIGHTED:
@@ -163,11 +163,11 @@ def _as_layer(node, folder: ConstantFolder) -> Layer | Skipped | None:
     if op == "Gemm":
         if b.ndim != 2:
             return Skipped(name, op, f"weight is {b.ndim}-D, not 2-D")
-        w = b if _attr(node, "transB", 0) else b.T
-        alpha = float(_attr(node, "alpha", 1.0))
+        w = b if attribute(node, "transB", 0) else b.T
+        alpha = float(attribute(node, "alpha", 1.0))
         c = node.input[2] if len(node.input) > 2 else ""
         w = w if alpha == 1.0 else alpha * w   # (no copy of a large weight for the usual alpha)
-        return Layer(weight=np.ascontiguousarray(w), input_transposed=bool(_attr(node, "transA", 0)),
+        return Layer(weight=np.ascontiguousarray(w), input_transposed=bool(attribute(node, "transA", 0)),
                      output_is_weighted_sum=(not c) or folder.is_constant(c), **common)
     if b.ndim < 3:
         return Skipped(name, op, f"weight is {b.ndim}-D, not a convolution kernel")

@@ -10,7 +10,7 @@ import onnx
 Dim = int | str | None
 
 
-def _dims(vi: onnx.ValueInfoProto) -> list[Dim] | None:
+def value_dims(vi: onnx.ValueInfoProto) -> list[Dim] | None:
     t = vi.type.tensor_type
     if not t.HasField("shape"):
         return None
@@ -51,7 +51,7 @@ def infer_shapes(model: onnx.ModelProto) -> tuple[dict[str, list[Dim]], dict[str
     types: dict[str, int] = {}
     g = inferred.graph
     for vi in list(g.input) + list(g.value_info) + list(g.output):
-        d = _dims(vi)
+        d = value_dims(vi)
         if d is not None:
             shapes[vi.name] = d
         if vi.type.tensor_type.elem_type:

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import onnx
 
-from .constants import ConstantFolder, _attr
+from .constants import ConstantFolder, attribute
+from .reach import DEFAULT_DOMAINS
 
-DEFAULT_DOMAINS = ("", "ai.onnx")
+
 MAX_NODES = 64
 UNARY = {"Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
          "Softplus", "Softsign", "Gelu", "Mish", "ThresholdedRelu", "Erf", "Exp", "Log", "Sqrt", "Abs", "Neg",
@@ -129,7 +130,7 @@ class SiteFinder:
                 return None
             if any(i and self.folder.value(i) is None for i in n.input[1:]):
                 return None
-            if op == "Cast" and _attr(n, "to") not in CAST_TYPES:
+            if op == "Cast" and attribute(n, "to") not in CAST_TYPES:
                 return None
             if op == "PRelu" and (len(n.input) < 2 or not self._fits(self.folder.value(n.input[1]), n.input[0])):
                 return None
@@ -170,7 +171,7 @@ class SiteFinder:
             p = self.nodes[self.pos[t]]
             if p.domain not in DEFAULT_DOMAINS or p.op_type not in PRESERVING or not p.input or not p.input[0]:
                 break
-            perm = tuple(int(v) for v in _attr(p, "perm") or ()) if p.op_type == "Transpose" else None
+            perm = tuple(int(v) for v in attribute(p, "perm") or ()) if p.op_type == "Transpose" else None
             chain.append((p.op_type, perm, p.input[0]))
             t = p.input[0]
         x = t
@@ -286,7 +287,7 @@ class SiteFinder:
         op = n.op_type
         attrs: dict[str, Any] = {}
         for name, default in DEFAULTS.get(op, {}).items():
-            v = _attr(n, name, default)
+            v = attribute(n, name, default)
             attrs[name] = v.decode() if isinstance(v, bytes) else v
         if op in BINARY:
             operands = tuple(i if self._const(i) is None else self._const(i).astype(np.float64) for i in n.input)
@@ -295,13 +296,13 @@ class SiteFinder:
             attrs["slope"] = self.folder.value(n.input[1]).astype(np.float64)
         elif op == "Clip":
             if self.opset < 11:
-                lo, hi = _attr(n, "min"), _attr(n, "max")
+                lo, hi = attribute(n, "min"), attribute(n, "max")
             else:
                 lo, hi = (self.folder.value(n.input[k]) if len(n.input) > k and n.input[k] else None for k in (1, 2))
             attrs["lo"] = None if lo is None else float(np.asarray(lo, dtype=np.float64).reshape(-1)[0])
             attrs["hi"] = None if hi is None else float(np.asarray(hi, dtype=np.float64).reshape(-1)[0])
         elif op == "Cast":
-            attrs["dtype"] = CAST_TYPES[_attr(n, "to")]
+            attrs["dtype"] = CAST_TYPES[attribute(n, "to")]
         return Step(op, n.output[0], (n.input[0],), attrs, self.linear(n))
 
 

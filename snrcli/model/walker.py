@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from .constants import ConstantFolder, _attr
+from .constants import ConstantFolder, attribute
 from .layers import Layer
 from .reach import DEFAULT_DOMAINS
 
 
-class _Walker:
+class Walker:
     """Shared graph facts for the activity and classifier walks."""
 
     def __init__(self, nodes, folder: ConstantFolder, shapes, opset: int):
@@ -59,7 +59,7 @@ class _Walker:
             if op == "Relu":
                 return n.output[0]
             if op == "Clip":
-                lo = _attr(n, "min") if self.opset < 11 else (
+                lo = attribute(n, "min") if self.opset < 11 else (
                     self.folder.value(n.input[1]) if len(n.input) > 1 and n.input[1] else None)
                 if lo is not None and np.size(lo) == 1 and float(np.asarray(lo).reshape(-1)[0]) == 0.0:
                     return n.output[0]
@@ -129,7 +129,7 @@ class _Walker:
                 elif op in ("Softmax", "LogSoftmax") and ua is not None:
                     rank = self._rank(t)
                     default = -1 if self.opset >= 13 else 1
-                    axis = int(_attr(n, "axis", default))
+                    axis = int(attribute(n, "axis", default))
                     if axis >= 0:
                         if rank is None:
                             if ua != -1 or axis != 1:
