@@ -98,8 +98,9 @@ def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: 
               progress: Callable[[int], None] | None = None, source: bytes | None = None) -> Analysis:
     """Stream items [start, stop) through onnxruntime into a fresh ``Analysis`` (``source``: the bytes
     ``proto`` was parsed from, see ``Runner``)."""
-    runner = Runner(proto, needed_outputs(info, settings.noise_model), providers=list(settings.providers) if settings.providers else None,
-                    threads=settings.threads, custom_op_library=settings.custom_op_library, source=source)
+    runner = Runner(proto, needed_outputs(info, settings.noise_model),
+                    providers=list(settings.providers) if settings.providers else None, threads=settings.threads,
+                    custom_op_library=settings.custom_op_library, source=source)
     labels = ds.labels
     # the statistics threads are the parallelism: a multi-threaded BLAS call would leave OpenBLAS's
     # threads spinning into onnxruntime's time (see snrcli.stats.blas)
