@@ -83,7 +83,7 @@ class LayerStats:
         self.gate_samples = 0
         self._conv = ConvSums(layer.conv, c, layer.units) if layer.conv else None
         self._w32: np.ndarray | None = None
-        self._queue: list[tuple] = []   # dense float32 route: (x, y, gate) rows waiting for their passes
+        self._queue: list[tuple] = []   # dense layers: (x, y, gate) rows not yet taken in (``_wait``)
         self._waiting = 0
         self.positive: np.ndarray | None = None   # per input feature: values > 0, when ``count_positive``
 
