@@ -100,7 +100,7 @@ def _switch_off(names: str) -> None:
         if name == "threads":        # one statistics thread
             import snrcli.analysis.stream as stream
 
-            stream.stats_threads = lambda requested: 1
+            stream.stats_threads = lambda requested, default_max: 1
         elif name == "rowbuf":       # dense rows multiplied batch by batch (256 rows), not 4,096 at a time
             import snrcli.stats.comoments as comoments
 

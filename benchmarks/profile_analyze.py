@@ -194,8 +194,9 @@ def main() -> None:
     if prof:
         pstats.Stats(prof).sort_stats(args.sort).print_stats(args.top)
     else:
+        from snrcli.analysis.settings import MAX_DEFAULT_THREADS
         from snrcli.stats.threads import stats_threads
-        phases.report(stats_threads(None), t_snr)
+        phases.report(stats_threads(None, MAX_DEFAULT_THREADS), t_snr)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from .accumulate import Analysis, needed_outputs
 from .batches import batches
 from .runner import Runner
 from .scoring import check_labels
-from .settings import Settings
+from .settings import MAX_DEFAULT_THREADS, Settings
 from .sources import DataInput, ModelInput
 
 
@@ -104,7 +104,7 @@ def run_range(proto, info: GraphInfo, ds, settings: Settings, start: int, stop: 
     labels = ds.labels
     # the statistics threads are the parallelism: a multi-threaded BLAS call would leave OpenBLAS's
     # threads spinning into onnxruntime's time (see snrcli.stats.blas)
-    with one_thread(), StatThreads(stats_threads(settings.threads)) as pool, np.errstate(all="ignore"):
+    with one_thread(), StatThreads(stats_threads(settings.threads, MAX_DEFAULT_THREADS)) as pool, np.errstate(all="ignore"):
         analysis = Analysis(info, exact=settings.precision == "float64", noise_model=settings.noise_model)
         analysis.providers = runner.providers
         _stream(runner, analysis, ds, info, settings, start, stop, labels, progress, pool)

@@ -16,8 +16,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
-from ..analysis.settings import MAX_DEFAULT_THREADS
-
 T = TypeVar("T")
 
 
@@ -42,9 +40,9 @@ def capped_threads(requested: int | None) -> tuple[int | None, str | None]:
                  f"({available_cores()} cores): using {cap}")
 
 
-def stats_threads(requested: int | None) -> int:
-    """Statistics threads: ``--threads`` when given, else the available cores up to MAX_DEFAULT_THREADS."""
-    return max(1, int(requested)) if requested else min(available_cores(), MAX_DEFAULT_THREADS)
+def stats_threads(requested: int | None, default_max: int) -> int:
+    """Statistics threads: ``--threads`` when given, else the available cores up to ``default_max``."""
+    return max(1, int(requested)) if requested else min(available_cores(), default_max)
 
 
 class StatThreads:
