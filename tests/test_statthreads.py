@@ -95,7 +95,7 @@ def test_an_analysis_runs_its_blas_on_one_thread(monkeypatch):
 def test_default_thread_count(monkeypatch):
     from snrcli.analysis.settings import MAX_DEFAULT_THREADS
 
-    assert MAX_DEFAULT_THREADS == 4                      # the documented default (docs/commands.md, --threads)
+    assert MAX_DEFAULT_THREADS == 4                      # the documented default (docs/commands.md and --help, --threads)
     monkeypatch.setattr("snrcli.stats.threads.available_cores", lambda: 64)
     assert stats_threads(None, 4) == 4 and stats_threads(3, 4) == 3 and stats_threads(None, 8) == 8
     monkeypatch.setattr("snrcli.stats.threads.available_cores", lambda: 2)
