@@ -5,6 +5,9 @@ products shared out (``LayerStats.update``/``drain``, ``CoMoments.flush``)."""
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -74,6 +77,27 @@ def test_one_thread_holds_every_blas_to_one_thread_and_puts_the_counts_back():
                 assert set(blas_threads()) == {1}
             assert set(blas_threads()) == {1}            # still held by the outer one
         assert set(blas_threads()) == {2}                # the counts found are put back
+
+
+def test_a_blas_loaded_after_an_earlier_hold_is_held_too():
+    """A notebook runs a small analysis (numpy's BLAS only), then imports scipy (its own OpenBLAS): the
+    next hold finds scipy's library too. A fresh process, so scipy is surely not loaded before."""
+    code = textwrap.dedent("""
+        import numpy
+        from threadpoolctl import threadpool_info, threadpool_limits
+        from snrcli.stats.blas import one_thread
+        with one_thread():
+            pass
+        import scipy.linalg
+        blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+        with threadpool_limits(limits=2, user_api="blas"), one_thread():
+            held = sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        print(len(blas), held)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    if int(out[0]) < 2:
+        pytest.skip("numpy and scipy share one BLAS library here")
+    assert out[1:] == ["[1]"]
 
 
 def test_an_analysis_runs_its_blas_on_one_thread(monkeypatch):

@@ -7,17 +7,20 @@ before numpy loaded it), taking cores from the next onnxruntime run; setting
 the thread count back to 1 does not stop them. So no BLAS call made while the
 batches stream uses more than one thread: the statistics threads are the
 parallelism. ``threadpoolctl`` finds the BLAS libraries loaded by then (numpy's, and
-scipy's where it is loaded) once per process, in 5-8 ms, and sets their thread counts.
+scipy's where it is loaded), in 5-8 ms, and sets their thread counts; it looks again only when
+modules were imported since it last looked (scipy brings its own OpenBLAS when it is imported).
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 _lock = threading.Lock()
-_controller = None            # threadpoolctl's view of the BLAS libraries, found once
+_controller = None            # threadpoolctl's view of the BLAS libraries ...
+_modules_seen = -1            # ... when this many modules were imported
 _held = 0                     # holds in force
 _limiter = None               # the one in force puts the counts back
 
@@ -26,13 +29,14 @@ _limiter = None               # the one in force puts the counts back
 def one_thread() -> Iterator[None]:
     """Hold every BLAS library to one thread for the duration; the thread counts found are put back
     when the last of any overlapping holds (nested, or analyses on other threads) ends."""
-    global _controller, _held, _limiter
+    global _controller, _modules_seen, _held, _limiter
     with _lock:
         if _held == 0:
-            if _controller is None:
+            if _controller is None or len(sys.modules) != _modules_seen:
                 from threadpoolctl import ThreadpoolController
 
                 _controller = ThreadpoolController().select(user_api="blas")
+                _modules_seen = len(sys.modules)
             _limiter = _controller.limit(limits=1)
         _held += 1
     try:
