@@ -564,16 +564,22 @@ def _(f):
             C.npz(f / "d.npz", a=C.features(8, 3), b=C.features(8, 2)), "--input-key", "a"]
 
 
-@pytest.mark.parametrize("entry", CASES)
-def test_broken_input_fails_cleanly(entry: Case, tmp_path, monkeypatch):
+def analyze_broken_case(entry, tmp_path: Path, monkeypatch, run: Callable = invoke) -> tuple:
+    """Build a corpus case's files under ``tmp_path/in``, run ``snr analyze ... --out tmp_path/out`` from
+    ``tmp_path`` through ``run`` and check it failed cleanly: (result, its one stderr line)."""
     folder = tmp_path / "in"
     folder.mkdir()
     args = entry.build(folder)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
     before = C.listing(tmp_path)
-    r = invoke("analyze", *args, "--out", out)
-    assert_failed_cleanly(r, entry.code, entry.says, tmp_path, before, out)
+    r = run("analyze", *args, "--out", out)
+    return r, assert_failed_cleanly(r, entry.code, entry.says, tmp_path, before, out)
+
+
+@pytest.mark.parametrize("entry", CASES)
+def test_broken_input_fails_cleanly(entry: Case, tmp_path, monkeypatch):
+    analyze_broken_case(entry, tmp_path, monkeypatch)
 
 
 # --------------------------------------------------------------------------- external data: nothing read

@@ -31,7 +31,7 @@ import pytest
 from onnx import TensorProto, numpy_helper
 
 import corpus as C
-from test_bad_inputs import assert_failed_cleanly, describe, invoke, mlp_data, mlp_file, report_of
+from test_bad_inputs import analyze_broken_case, describe, invoke, mlp_data, mlp_file, report_of
 
 EXIT_OK, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 2, 3, 4
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 130, 141, 143
@@ -305,14 +305,7 @@ def _(f):
 
 @pytest.mark.parametrize("entry", CASES_IO)
 def test_broken_file_fails_cleanly(entry: Case, tmp_path, monkeypatch):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    args = entry.build(folder)
-    monkeypatch.chdir(tmp_path)
-    out = tmp_path / "out"
-    before = C.listing(tmp_path)
-    r = invoke_within(60, "analyze", *args, "--out", out)
-    line = assert_failed_cleanly(r, entry.code, entry.says, tmp_path, before, out)
+    r, line = analyze_broken_case(entry, tmp_path, monkeypatch, lambda *args: invoke_within(60, *args))
     for word in entry.never_says:
         assert word not in line.lower(), line
     assert "\x1b" not in r.stderr and "\r" not in r.stderr
